@@ -1,0 +1,34 @@
+// subzero: the command-line entry point. Parses flags, dispatches to a subcommand, and turns
+// sz::Error into a one-line message and exit code 1 (2 for bad command-line usage).
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"subzero: find and remove the assistant cadence of a chat model, then teach it one person's voice"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "subzero 0.1.0");
+
+    sz::cli::add_tokenize_command(app);
+    sz::cli::add_generate_command(app);
+    sz::cli::add_chat_command(app);
+    sz::cli::add_inspect_command(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const sz::Error& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        return 3;
+    }
+    return 0;
+}

@@ -1,0 +1,18 @@
+// Crash-safe file output: write to "<path>.tmp.<pid>", fsync, then rename over `path`.
+// A reader never sees a half-written file, and a killed writer leaves only a temporary.
+#pragma once
+
+#include <functional>
+#include <ostream>
+#include <string>
+
+namespace sz {
+
+// Calls `write` with a stream on a temporary file next to `path`, then syncs and renames it
+// to `path`. On any exception the temporary file is removed and the exception rethrown.
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
+
+// Convenience for small text or binary payloads.
+void write_file_atomically(const std::string& path, const std::string& contents);
+
+}  // namespace sz
