@@ -8,7 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-pthread    # tensors and autograd; OpenBLAS: ~10x the reference BLAS
-  libsentencepiece-dev                 # reads tokenizer.model of Hugging Face folders
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pip

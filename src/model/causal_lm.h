@@ -1,0 +1,52 @@
+// Interface of a decoder-only language model. Each model family (gemma3.cpp today) implements
+// it in one file; loader.cpp picks the family from the file's architecture name.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/hooks.h"
+#include "model/kv_cache.h"
+#include "model/model_config.h"
+#include "model/projection.h"
+
+namespace sz {
+
+struct ForwardOptions {
+    // [B, T] bool or integer, 1 for real tokens and 0 for padding; undefined means no padding.
+    torch::Tensor attention_mask;
+    // When set, new keys/values are appended and attention also reads the cached ones.
+    KvCache* cache = nullptr;
+    const Hooks* hooks = nullptr;
+    const ProjectionAdapter* adapter = nullptr;
+    // Compute logits for the last position of each row only ([B, 1, V]); saves the
+    // [T x H] x [H x V] head product during prefill.
+    bool last_position_only = false;
+};
+
+class CausalLM {
+public:
+    virtual ~CausalLM() = default;
+
+    virtual const ModelConfig& config() const = 0;
+
+    // tokens: [B, T] int64. Returns float32 logits [B, T, V] (or [B, 1, V]).
+    virtual torch::Tensor forward(const torch::Tensor& tokens, const ForwardOptions& options) = 0;
+
+    // The [out, in] weight of projection `p` in layer `il`, for surgery and LoRA merges.
+    virtual torch::Tensor& projection_weight(int64_t il, Projection p) = 0;
+
+    // Visits every parameter under its Hugging Face name ("model.layers.0.mlp.up_proj.weight").
+    // Norm weights are visited in the multiplier convention: the vector the activation is
+    // multiplied by, which is 1 + g for Gemma's HF weights (GGUF stores it that way).
+    virtual void for_each_parameter(const std::function<void(const std::string&, torch::Tensor&)>& visit) = 0;
+
+    // Every hook name this model fires, for validating user input and for discovery.
+    virtual std::vector<std::string> hook_names() const = 0;
+};
+
+}  // namespace sz
