@@ -34,6 +34,12 @@ size_t ggml_row_size(GgmlType type, int64_t n_elements);
 // Throws sz::Error for a type that cannot be dequantized.
 void dequantize(GgmlType type, const void* src, float* dst, int64_t n_elements);
 
+// Encodes `n_elements` float32 values (a multiple of the block size) as `type`, byte for byte as
+// ggml's reference code does (fp16/bf16 round to nearest even; Q8_0 stores d = max|x| / 127 as
+// fp16 and round-half-away-from-zero of x / d). Supports F32, F16, BF16 and Q8_0; throws
+// sz::Error for other types. `dst` receives ggml_row_size(type, n_elements) bytes.
+void quantize(GgmlType type, const float* src, void* dst, int64_t n_elements);
+
 // IEEE binary16 and bfloat16 conversions (round to nearest even on the way down).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);

@@ -31,8 +31,8 @@ const char* value_type_name(ValueType type);
 struct Value {
     ValueType type = ValueType::UINT8;
     ValueType element_type = ValueType::UINT8;  // for ARRAY only
-    int64_t integer = 0;                        // every integer type and BOOL
-    uint64_t unsigned_integer = 0;              // UINT64 values above INT64_MAX
+    int64_t integer = 0;                        // every integer type and BOOL; saturates at INT64_MAX
+    uint64_t unsigned_integer = 0;              // every unsigned type, including UINT64 above INT64_MAX
     double real = 0.0;                          // FLOAT32, FLOAT64
     std::string string;                         // STRING
     std::vector<Value> array;                   // ARRAY
