@@ -38,6 +38,7 @@ private:
     std::string family_;
     std::string jinja_;
     std::string bos_piece_;
+    std::string system_separator_ = "\n\n";  // appended to the system message text
 };
 
 }  // namespace sz

@@ -34,6 +34,17 @@ struct Vocab {
 
     int32_t size() const { return static_cast<int32_t>(pieces.size()); }
 
+    // Id of the piece with exactly this text, or -1.
+    int32_t find_piece(const std::string& piece) const;
+
+    // Builds piece_to_id from pieces, sets eot_id from the piece text when it is unset, then
+    // validates (see validate()). `source` names the file in error messages.
+    void finalize(const std::string& source);
+
+    // Throws sz::Error naming `source` when the arrays differ in length, a token type is not
+    // one of TokenType, a piece occurs twice, or a special id is outside the vocabulary.
+    void validate(const std::string& source) const;
+
     // Builds the vocabulary from GGUF metadata; throws sz::Error naming the file and key.
     static Vocab from_gguf(const gguf::File& file);
 };
