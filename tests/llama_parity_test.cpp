@@ -1,7 +1,7 @@
 // Parity of the Gemma 3 forward pass with llama.cpp (llama-cpp-python) on the real model.
 //
 // Both engines run the same token ids on float32 weights (an F32 copy of the real Q4_K_M
-// GGUF, made by tests/reference/make_f32_gguf.py): with quantized weights llama.cpp would
+// GGUF, made by tests/reference/dequantize_gguf.py): with quantized weights llama.cpp would
 // also quantize its activations, which subzero does not. Remaining differences come from
 // llama.cpp's fp16 GELU lookup table and summation order, so the checks are statistical:
 // identical argmax at >= 99% of positions and a small mean KL divergence.

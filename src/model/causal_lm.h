@@ -47,6 +47,11 @@ public:
 
     // Every hook name this model fires, for validating user input and for discovery.
     virtual std::vector<std::string> hook_names() const = 0;
+
+    // Converts every matrix parameter to `dtype` (kFloat32, kHalf or kBFloat16). Models load
+    // with the precision of the file: float32 for quantized and F32 tensors, 16-bit for F16
+    // and BF16 tensors. Analysis and training convert to float32 first.
+    virtual void convert_weights(torch::ScalarType dtype) = 0;
 };
 
 }  // namespace sz

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "kernels/linear_half.h"
 
 namespace sz {
 
@@ -100,6 +101,15 @@ torch::Tensor& Gemma3Model::projection_weight(int64_t il, Projection p) {
     SZ_ASSERT(false);
 }
 
+void Gemma3Model::convert_weights(torch::ScalarType dtype) {
+    for_each_parameter([&](const std::string&, torch::Tensor& t) {
+        // Norm vectors stay float32: they are tiny and multiply float32 activations directly.
+        if (t.dim() >= 2 && t.scalar_type() != dtype) {
+            t = t.to(dtype).contiguous();
+        }
+    });
+}
+
 void Gemma3Model::for_each_parameter(const std::function<void(const std::string&, torch::Tensor&)>& visit) {
     visit("model.embed_tokens.weight", weights_.token_embd);
     for (int64_t il = 0; il < config_.n_layer; ++il) {
@@ -115,12 +125,24 @@ torch::Tensor Gemma3Model::rms_norm(const torch::Tensor& x, const torch::Tensor&
     return x * inv_rms * weight;
 }
 
+torch::Tensor Gemma3Model::matmul_weight(const torch::Tensor& x, const torch::Tensor& weight) {
+    if (weight.scalar_type() == torch::kFloat32) {
+        return torch::matmul(x, weight.t());
+    }
+    // 16-bit weights (from an f16/bf16 file): the fast kernel has no backward, so a caller
+    // that differentiates through the input gets a float32 copy of the weight instead.
+    if (torch::GradMode::is_enabled() && x.requires_grad()) {
+        return torch::matmul(x, weight.to(torch::kFloat32).t());
+    }
+    return kernels::linear_half(x, weight);
+}
+
 torch::Tensor Gemma3Model::project(const torch::Tensor& x, int64_t il, Projection p, const ForwardOptions& options) {
     torch::Tensor input = x;
     if (options.hooks != nullptr && !options.hooks->empty()) {
         input = options.hooks->run(projection_input_hook(il, p), input);
     }
-    torch::Tensor y = torch::matmul(input, projection_weight(il, p).t());
+    torch::Tensor y = matmul_weight(input, projection_weight(il, p));
     if (options.adapter != nullptr) {
         torch::Tensor delta = options.adapter->delta(il, p, input);
         if (delta.defined()) {
@@ -211,7 +233,7 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
 
     // Embedding, scaled by sqrt(H) in float32 (the head reuses the unscaled table).
     const float embed_scale = std::sqrt(static_cast<float>(config_.n_embd));
-    torch::Tensor x = torch::embedding(weights_.token_embd, tokens) * embed_scale;  // [B, T, H]
+    torch::Tensor x = torch::embedding(weights_.token_embd, tokens).to(torch::kFloat32) * embed_scale;  // [B, T, H]
     x = run_hook("hook_embed", x);
 
     for (int64_t il = 0; il < config_.n_layer; ++il) {
@@ -272,7 +294,7 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
         x = x.narrow(1, T - 1, 1);
     }
     torch::Tensor h = run_hook("ln_final.hook_normalized", rms_norm(x, weights_.output_norm));
-    torch::Tensor logits = torch::matmul(h, weights_.token_embd.t());  // [B, T, V]
+    torch::Tensor logits = matmul_weight(h, weights_.token_embd);  // [B, T, V]
     if (config_.f_final_logit_softcap > 0.0f) {
         logits = torch::tanh(logits / config_.f_final_logit_softcap) * config_.f_final_logit_softcap;
     }

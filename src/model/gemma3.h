@@ -66,6 +66,7 @@ public:
     torch::Tensor& projection_weight(int64_t il, Projection p) override;
     void for_each_parameter(const std::function<void(const std::string&, torch::Tensor&)>& visit) override;
     std::vector<std::string> hook_names() const override;
+    void convert_weights(torch::ScalarType dtype) override;
 
     Gemma3Weights& weights() { return weights_; }
 
@@ -75,6 +76,7 @@ private:
         std::string resid_pre, q, k, v, pattern, z, attn_out, resid_mid, mlp_pre, mlp_post, mlp_out, resid_post;
     };
 
+    static torch::Tensor matmul_weight(const torch::Tensor& x, const torch::Tensor& weight);
     torch::Tensor project(const torch::Tensor& x, int64_t il, Projection p, const ForwardOptions& options);
     torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight) const;
 

@@ -23,6 +23,16 @@ std::vector<AttentionKind> layer_kinds_from_period(int64_t n_layer, int64_t peri
     return kinds;
 }
 
+// F16 and BF16 tensors keep their 16-bit storage (decoding is bandwidth-bound and the values
+// are exact); every other type is dequantized to float32.
+torch::Tensor load_weight(const gguf::TensorInfo& info) {
+    if (info.type == GgmlType::F16 || info.type == GgmlType::BF16) {
+        auto dtype = info.type == GgmlType::F16 ? torch::kHalf : torch::kBFloat16;
+        return torch::from_blob(const_cast<uint8_t*>(info.data), info.torch_shape(), dtype).clone();
+    }
+    return gguf::load_tensor_f32(info);
+}
+
 void check_shape(const std::string& source, const std::string& name, const torch::Tensor& tensor,
                  std::vector<int64_t> expected) {
     if (tensor.sizes() != c10::IntArrayRef(expected)) {
@@ -92,7 +102,7 @@ std::unique_ptr<Gemma3Model> load_gemma3_gguf(const gguf::File& file) {
     ModelConfig c = gemma3_config_from_gguf(file);
     const std::string& source = file.path();
     Gemma3Weights w;
-    w.token_embd = gguf::load_tensor_f32(file.tensor("token_embd.weight"));
+    w.token_embd = load_weight(file.tensor("token_embd.weight"));
     check_shape(source, "token_embd.weight", w.token_embd, {c.n_vocab, c.n_embd});
     if (file.find_tensor("output.weight") != nullptr) {
         // TODO: untied output heads (not used by any Gemma 3 release) are not supported yet.
@@ -105,7 +115,7 @@ std::unique_ptr<Gemma3Model> load_gemma3_gguf(const gguf::File& file) {
         for (const Gemma3TensorSpec& spec : gemma3_layer_tensors()) {
             std::string name = fmt::format("blk.{}.{}", il, spec.gguf_name);
             // GGUF norms already hold the multiplier 1 + g (the converter adds 1).
-            torch::Tensor t = gguf::load_tensor_f32(file.tensor(name));
+            torch::Tensor t = spec.is_norm ? gguf::load_tensor_f32(file.tensor(name)) : load_weight(file.tensor(name));
             check_shape(source, name, t, layer_tensor_shape(c, spec.hf_name));
             w.layers[il].*spec.member = t;
         }

@@ -35,7 +35,7 @@ def main() -> None:
     model_path = request["model"]
     if not os.path.exists(model_path):
         here = os.path.dirname(os.path.abspath(__file__))
-        subprocess.run([sys.executable, os.path.join(here, "make_f32_gguf.py"), request["source"], model_path],
+        subprocess.run([sys.executable, os.path.join(here, "dequantize_gguf.py"), request["source"], model_path],
                        check=True)
     longest = max(len(case["tokens"]) for case in request["cases"])
     n_greedy = int(request.get("greedy_tokens", 0))
