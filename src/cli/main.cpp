@@ -8,11 +8,19 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/threading.h"
 
 int main(int argc, char** argv) {
+    sz::ensure_passive_openmp(argv);
+    sz::set_thread_count(0);
     CLI::App app{"subzero: find and remove the assistant cadence of a chat model, then teach it one person's voice"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "subzero 0.1.0");
+    // Global options may also follow the subcommand, as in `subzero chat MODEL -t 2`.
+    app.fallthrough();
+    app.add_option("-t,--threads", "CPU threads for tensor operations (default: one per hardware thread)")
+        ->each([](const std::string& value) { sz::set_thread_count(std::stoi(value)); })
+        ->check(CLI::Range(1, 1024));
 
     sz::cli::add_tokenize_command(app);
     sz::cli::add_generate_command(app);
