@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/threading.h"
-#include "kernels/linear_half.h"
+#include "kernels/linear_decode.h"
 #include "model/loader.h"
 
 namespace {
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
         nlohmann::json out = {{"engine", "subzero"},
                               {"model", model_path},
                               {"threads", threads},
-                              {"isa", sz::kernels::linear_half_isa()},
+                              {"isa", sz::kernels::linear_decode_isa()},
                               {"prompt_tokens", prompt_tokens},
                               {"gen_tokens", gen_tokens},
                               {"prefill_tokens_per_s", prompt_tokens / best_prefill},

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "kernels/linear_half.h"
+#include "kernels/linear_decode.h"
 
 namespace sz {
 
@@ -126,15 +126,13 @@ torch::Tensor Gemma3Model::rms_norm(const torch::Tensor& x, const torch::Tensor&
 }
 
 torch::Tensor Gemma3Model::matmul_weight(const torch::Tensor& x, const torch::Tensor& weight) {
-    if (weight.scalar_type() == torch::kFloat32) {
-        return torch::matmul(x, weight.t());
+    // The decode kernel has no backward, so anything that differentiates through the input
+    // or the weight (training, attribution) goes through torch::matmul on float32 weights.
+    const bool needs_graph = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+    if (needs_graph) {
+        return torch::matmul(x, weight.scalar_type() == torch::kFloat32 ? weight.t() : weight.to(torch::kFloat32).t());
     }
-    // 16-bit weights (from an f16/bf16 file): the fast kernel has no backward, so a caller
-    // that differentiates through the input gets a float32 copy of the weight instead.
-    if (torch::GradMode::is_enabled() && x.requires_grad()) {
-        return torch::matmul(x, weight.to(torch::kFloat32).t());
-    }
-    return kernels::linear_half(x, weight);
+    return kernels::linear_decode(x, weight);
 }
 
 torch::Tensor Gemma3Model::project(const torch::Tensor& x, int64_t il, Projection p, const ForwardOptions& options) {
