@@ -167,9 +167,9 @@ TEST_F(TinyGemma3, HookGradientMatchesFiniteDifference) {
         hooks.add("blocks.1.hook_resid_post", [&](const torch::Tensor& x, const std::string&) {
             torch::Tensor y = x + offset;
             if (captured != nullptr) {
-                // Frozen weights: the activation is a fresh leaf of the graph.
-                y = y.detach().requires_grad_();
-                *captured = y;
+                torch::Tensor probe = torch::zeros_like(y).requires_grad_();
+                *captured = probe;
+                return y + probe;
             }
             return y;
         });

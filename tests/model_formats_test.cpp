@@ -1,6 +1,6 @@
 // The same tiny Gemma 3 loaded from three places gives the same logits: a float32 GGUF, an
-// f16 GGUF (16-bit kernel path), and a Hugging Face folder (config.json, safetensors with
-// HF's zero-centred norm weights, tokenizer.model).
+// f16 GGUF (16-bit kernel path), and a Hugging Face folder written by subzero's export
+// (config.json, safetensors with HF's zero-centred norm weights, tokenizer.model).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "export/hf_export.h"
 #include "formats/safetensors.h"
 #include "model/gemma3.h"
 #include "model/loader.h"
@@ -17,81 +18,6 @@
 
 namespace sz {
 namespace {
-
-// Minimal protobuf writer for a sentencepiece ModelProto: pieces and trainer-spec ids.
-void put_varint(std::string& out, uint64_t value) {
-    while (value >= 0x80) {
-        out.push_back(static_cast<char>((value & 0x7F) | 0x80));
-        value >>= 7;
-    }
-    out.push_back(static_cast<char>(value));
-}
-void put_bytes(std::string& out, uint32_t field, const std::string& bytes) {
-    put_varint(out, (field << 3) | 2);
-    put_varint(out, bytes.size());
-    out += bytes;
-}
-std::string sentencepiece_model_bytes(const test::TinyVocab& vocab) {
-    std::string model;
-    for (size_t i = 0; i < vocab.pieces.size(); ++i) {
-        std::string piece;
-        put_bytes(piece, 1, vocab.pieces[i]);
-        put_varint(piece, (2 << 3) | 5);
-        float score = vocab.scores[i];
-        piece.append(reinterpret_cast<const char*>(&score), 4);
-        put_varint(piece, (3 << 3) | 0);
-        // GGUF token types and sentencepiece piece types share numbers 1..6.
-        put_varint(piece, static_cast<uint64_t>(vocab.types[i]));
-        put_bytes(model, 1, piece);
-    }
-    std::string trainer;
-    for (auto [field, id] : {std::pair{40u, 3}, {41u, 2}, {42u, 1}, {43u, 0}}) {
-        put_varint(trainer, (field << 3) | 0);
-        put_varint(trainer, id);
-    }
-    put_bytes(model, 2, trainer);
-    return model;
-}
-
-void write_hf_folder(Gemma3Model& model, const std::string& dir) {
-    const ModelConfig& c = model.config();
-    nlohmann::json config = {
-        {"architectures", {"Gemma3ForCausalLM"}},
-        {"model_type", "gemma3_text"},
-        {"vocab_size", c.n_vocab},
-        {"hidden_size", c.n_embd},
-        {"num_hidden_layers", c.n_layer},
-        {"num_attention_heads", c.n_head},
-        {"num_key_value_heads", c.n_head_kv},
-        {"head_dim", c.n_embd_head},
-        {"intermediate_size", c.n_ff},
-        {"max_position_embeddings", 512},
-        {"rms_norm_eps", 1e-6},
-        {"query_pre_attn_scalar", c.n_embd_head},
-        {"sliding_window", c.n_swa},
-        {"rope_theta", 1e6},
-        {"rope_local_base_freq", 1e4},
-        {"sliding_window_pattern", 6},
-        {"final_logit_softcapping", nullptr},
-    };
-    std::ofstream(dir + "/config.json") << config.dump(2);
-    std::map<std::string, torch::Tensor> tensors;
-    model.for_each_parameter([&](const std::string& name, torch::Tensor& t) {
-        // subzero keeps norms as the multiplier 1 + g; HF stores g.
-        bool is_norm = name.find("norm") != std::string::npos;
-        tensors[name] = is_norm ? t - 1.0f : t;
-    });
-    safetensors::write(dir + "/model.safetensors", tensors);
-    std::string proto = sentencepiece_model_bytes(test::tiny_vocab());
-    std::ofstream(dir + "/tokenizer.model", std::ios::binary).write(proto.data(), proto.size());
-    nlohmann::json tokenizer_config = {{"add_bos_token", true}, {"add_eos_token", false},
-                                       {"bos_token", "<bos>"}, {"eos_token", "<eos>"},
-                                       {"unk_token", "<unk>"}, {"pad_token", "<pad>"}};
-    // As in Gemma's real files, user-defined pieces are listed here; llama.cpp's converter
-    // (which subzero follows) treats unlisted USER_DEFINED pieces of tokenizer.model as normal.
-    tokenizer_config["added_tokens_decoder"]["7"] = {{"content", "  "}, {"special", false}};
-    std::ofstream(dir + "/tokenizer_config.json") << tokenizer_config.dump(2);
-}
 
 class ModelFormats : public ::testing::Test {
 protected:
@@ -111,9 +37,12 @@ protected:
 TEST_F(ModelFormats, HuggingFaceFolderMatchesGguf) {
     torch::NoGradGuard no_grad;
     LoadedModel from_gguf = load_model(gguf_path_);
-    std::string hf_dir = dir_ + "/hf";
-    std::filesystem::create_directories(hf_dir);
-    write_hf_folder(static_cast<Gemma3Model&>(*from_gguf.model), hf_dir);
+    // subzero's own Hugging Face export, in float32 so that only the norm offset rounds.
+    HfExportOptions options;
+    options.dir = dir_ + "/hf";
+    options.type = WeightType::F32;
+    export_hf_folder(*from_gguf.model, from_gguf.tokenizer->vocab(), *from_gguf.chat_template, options);
+    const std::string& hf_dir = options.dir;
 
     LoadedModel from_hf = load_model(hf_dir);
     EXPECT_EQ(from_hf.format, "safetensors");

@@ -10,5 +10,7 @@ void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_locate_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace sz::cli

@@ -1,5 +1,5 @@
 // subzero: the command-line entry point. Parses flags, dispatches to a subcommand, and turns
-// sz::Error into a one-line message and exit code 1 (2 for bad command-line usage).
+// sz::Error into a one-line message and exit code 1 (CLI11 sets its own codes for bad usage).
 #include <cstdio>
 #include <exception>
 
@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
     sz::cli::add_generate_command(app);
     sz::cli::add_chat_command(app);
     sz::cli::add_inspect_command(app);
+    sz::cli::add_locate_command(app);
+    sz::cli::add_export_command(app);
 
     try {
         app.parse(argc, argv);

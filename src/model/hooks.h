@@ -18,10 +18,11 @@
 //   blocks.{l}.{attn,mlp}.{q,k,v,o,gate,up,down}_proj.input   projection inputs
 //   ln_final.hook_normalized           [B, T, H]
 // A hook returns the tensor that continues through the model: return its argument to only
-// read, return a modified tensor to ablate or patch. For gradients with respect to an
-// activation, return `activation.detach().requires_grad_()` from the hook and keep a reference
-// to it; after backward() its grad() holds d(loss)/d(activation). (When the activation already
-// requires grad, for example while training, call retain_grad() on it instead.)
+// read, return a modified tensor to ablate or patch. For d(loss)/d(activation), add a zero
+// probe that requires grad and return the sum: `probe = torch::zeros_like(x).requires_grad_();
+// return x + probe;` then, after backward(), probe.grad() is the gradient. Unlike returning
+// x.detach().requires_grad_(), the sum keeps the path to earlier hook points, so several
+// points can be probed in one backward pass.
 #pragma once
 
 #include <functional>

@@ -1,0 +1,73 @@
+// `subzero locate MODEL --out DIR`: runs the localisation pipeline and writes the atlas that
+// training and export read. Stage outputs are cached in DIR, so an interrupted run resumes.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "cli/generation_flags.h"
+#include "core/error.h"
+#include "locate/locate.h"
+#include "model/loader.h"
+
+namespace sz::cli {
+
+namespace {
+
+struct LocateCommandOptions {
+    std::string model;
+    std::string out;
+    std::string config_path;
+    std::optional<uint64_t> seed;
+};
+
+void run_locate(const LocateCommandOptions& command) {
+    LocateConfig config = command.config_path.empty() ? LocateConfig() : LocateConfig::from_file(command.config_path);
+    if (command.seed) {
+        config.seed = *command.seed;
+    }
+    config.validate(command.config_path.empty() ? "default locate config" : command.config_path);
+
+    log_to_stderr();
+    spdlog::info("loading {}", command.model);
+    LoadedModel loaded = load_model(command.model);
+    const std::string name = loaded.model->config().name.empty() ? command.model : loaded.model->config().name;
+    double total_seconds = 0.0;
+    Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, name}, config, command.out,
+                         [&](const StageReport& report) {
+                             total_seconds += report.seconds;
+                             spdlog::info("stage {}/8 {}: {} ({:.1f} s{})", report.stage, report.name, report.detail,
+                                          report.seconds, report.from_cache ? ", cached" : "");
+                         });
+    int64_t axes = 0;
+    for (const ProjectionAtlas& p : atlas.projections) {
+        axes += p.basis.size(0);
+    }
+    spdlog::info("atlas with {} axes in {} projections written to {} ({:.1f} s)", axes, atlas.projections.size(),
+                 command.out, total_seconds);
+}
+
+}  // namespace
+
+void add_locate_command(CLI::App& app) {
+    auto options = std::make_shared<LocateCommandOptions>();
+    CLI::App* command = app.add_subcommand(
+        "locate",
+        "Find the MLP singular directions that carry the assistant cadence and write them as an atlas "
+        "(atlas.safetensors and atlas.json). Stage outputs are cached in the output folder, so rerunning the same "
+        "command resumes after the last finished stage");
+    command->add_option("MODEL", options->model, "Model to analyse: a GGUF file, a Hugging Face folder or a short name")
+        ->required();
+    command->add_option("-o,--out", options->out, "Output folder for the atlas and the stage cache (created when missing)")
+        ->required();
+    command->add_option("-c,--config", options->config_path,
+                        "JSON file of locate settings; keys not given keep their defaults, unknown keys are rejected")
+        ->check(CLI::ExistingFile);
+    command->add_option("--seed", options->seed, "Seed for every random choice (overrides the config's 'seed')");
+    command->callback([options] { run_locate(*options); });
+}
+
+}  // namespace sz::cli

@@ -1,0 +1,827 @@
+#include "locate/locate.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "formats/safetensors.h"
+#include "locate/corpus.h"
+#include "locate/direction_math.h"
+
+namespace sz {
+
+namespace {
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+// 64-bit FNV-1a, used for the weight hash, corpus hashes and the cache key.
+struct Fnv64 {
+    uint64_t state = 1469598103934665603ull;
+    void add(const void* data, size_t size) {
+        const auto* bytes = static_cast<const uint8_t*>(data);
+        for (size_t i = 0; i < size; ++i) {
+            state = (state ^ bytes[i]) * 1099511628211ull;
+        }
+    }
+    void add(const std::string& text) { add(text.data(), text.size()); }
+    std::string hex() const { return fmt::format("{:016x}", state); }
+};
+
+std::string file_hash(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        fail("corpus file '{}' not found or not readable", path);
+    }
+    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Fnv64 hash;
+    hash.add(contents);
+    return hash.hex();
+}
+
+std::string projection_key(int64_t layer, Projection p) {
+    return fmt::format("blocks.{}.{}.{}", layer, projection_module(p), projection_name(p));
+}
+
+// The units the pipeline analyses: (layer, projection) pairs in ascending layer order.
+struct Unit {
+    int64_t layer;
+    Projection projection;
+    std::string key() const { return projection_key(layer, projection); }
+};
+
+// Selection order encoded as a float tensor [r] so that it fits a safetensors file:
+// entry i is 1 + the position of direction i in the selection, 0 when it is not selected.
+torch::Tensor encode_selection(const std::vector<int64_t>& selection, int64_t rank) {
+    torch::Tensor encoded = torch::zeros({rank}, torch::kFloat32);
+    for (size_t i = 0; i < selection.size(); ++i) {
+        encoded[selection[i]] = static_cast<float>(i + 1);
+    }
+    return encoded;
+}
+
+std::vector<int64_t> decode_selection(const torch::Tensor& encoded) {
+    std::vector<std::pair<int64_t, int64_t>> positions;
+    auto values = encoded.accessor<float, 1>();
+    for (int64_t i = 0; i < encoded.size(0); ++i) {
+        if (values[i] > 0.0f) {
+            positions.emplace_back(static_cast<int64_t>(values[i]), i);
+        }
+    }
+    std::sort(positions.begin(), positions.end());
+    std::vector<int64_t> selection;
+    for (const auto& [position, index] : positions) {
+        selection.push_back(index);
+    }
+    return selection;
+}
+
+torch::Tensor ablate(const torch::Tensor& x, const torch::Tensor& direction) {
+    return x - torch::matmul(x, direction).unsqueeze(-1) * direction;
+}
+
+class Pipeline {
+public:
+    Pipeline(const LocateInputs& inputs, const LocateConfig& config, std::string out_dir)
+        : in_(inputs), config_(config), out_dir_(std::move(out_dir)), stage_dir_(out_dir_ + "/stages") {}
+
+    Atlas run(const std::function<void(const StageReport&)>& progress);
+
+private:
+    const LocateInputs& in_;
+    const LocateConfig& config_;
+    std::string out_dir_;
+    std::string stage_dir_;
+    std::string cache_key_;
+    nlohmann::json identity_;
+    nlohmann::json corpus_hashes_;
+
+    std::vector<RenderedRow> corp_;
+    std::vector<RenderedRow> authentic_;
+    std::vector<Unit> units_;
+    std::map<std::string, Svd> svd_;
+    TensorMap state_;   // every stage's output, "<unit key>.<field>" or a global name
+
+    int32_t pad_id() const {
+        const Vocab& vocab = in_.tokenizer.vocab();
+        return vocab.pad_id >= 0 ? vocab.pad_id : vocab.eos_id;
+    }
+    std::vector<RenderedRow> load_rows(const std::string& name, int64_t max_rows);
+    torch::Tensor& field(const Unit& unit, const std::string& name) { return state_.at(unit.key() + "." + name); }
+    bool has_field(const Unit& unit, const std::string& name) const { return state_.count(unit.key() + "." + name) != 0; }
+    std::vector<int64_t> selection(const Unit& unit) { return decode_selection(field(unit, "selected_rank")); }
+
+    // Mean masked cross-entropy of rows [0, n) in one batch, with optional hooks.
+    double mean_loss(const std::vector<RenderedRow>& rows, int64_t n, const Hooks* hooks);
+    void build_units();
+    void compute_svd();
+
+    std::string stage0_rank_layers();
+    std::string stage1_capture();
+    std::string stage3_attribution();
+    std::string stage4_score();
+    std::string stage5_coherence();
+    std::string stage6_causal_gate();
+    std::string stage7_das();
+    std::string stage8_fence();
+    Atlas assemble_atlas() const;
+};
+
+std::vector<RenderedRow> Pipeline::load_rows(const std::string& name, int64_t max_rows) {
+    const std::string path = config_.corpus_dir + "/" + name + ".jsonl";
+    corpus_hashes_[name] = file_hash(path);
+    std::vector<RenderedRow> rows;
+    int64_t line = 0;
+    for (const auto& messages : read_corpus(path, max_rows)) {
+        ++line;
+        try {
+            rows.push_back(render_row(messages, in_.chat_template, in_.tokenizer, config_.max_length));
+        } catch (const Error& e) {
+            fail("{}: row {}: {}", path, line, e.what());
+        }
+    }
+    return rows;
+}
+
+double Pipeline::mean_loss(const std::vector<RenderedRow>& rows, int64_t n, const Hooks* hooks) {
+    torch::NoGradGuard no_grad;
+    TokenBatch batch = make_batch(rows, 0, std::min<int64_t>(n, static_cast<int64_t>(rows.size())), pad_id());
+    ForwardOptions options;
+    options.attention_mask = batch.mask;
+    options.hooks = hooks;
+    MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+    return loss.sum.item<double>() / static_cast<double>(loss.count);
+}
+
+void Pipeline::build_units() {
+    units_.clear();
+    torch::Tensor analysed = state_.at("analysed_layers");
+    for (int64_t i = 0; i < analysed.size(0); ++i) {
+        const int64_t layer = static_cast<int64_t>(analysed[i].item<float>());
+        for (const std::string& name : config_.projections) {
+            units_.push_back({layer, parse_projection(name)});
+        }
+    }
+}
+
+void Pipeline::compute_svd() {
+    svd_.clear();
+    for (const Unit& unit : units_) {
+        svd_[unit.key()] = svd_with_fixed_signs(in_.model.projection_weight(unit.layer, unit.projection));
+    }
+}
+
+std::string Pipeline::stage0_rank_layers() {
+    const int64_t L = in_.model.config().n_layer;
+    std::set<int64_t> skipped(config_.skip_layers.begin(), config_.skip_layers.end());
+    if (config_.skip_first_last) {
+        skipped.insert(0);
+        skipped.insert(L - 1);
+    }
+    std::vector<double> scores(static_cast<size_t>(L), 0.0);
+    std::vector<int64_t> ranked;
+
+    if (config_.layer_ranking == "gradient") {
+        // Sum over corp batches of |dCE/dW_o|_F + |dCE/dW_down|_F per layer.
+        std::vector<torch::Tensor*> weights;
+        for (int64_t il = 0; il < L; ++il) {
+            for (Projection p : {Projection::O, Projection::Down}) {
+                torch::Tensor& w = in_.model.projection_weight(il, p);
+                w.requires_grad_(true);
+                weights.push_back(&w);
+            }
+        }
+        const int64_t n_rows = static_cast<int64_t>(corp_.size());
+        for (int64_t b = 0; b < config_.ranking_batches && b * config_.batch_size < n_rows; ++b) {
+            TokenBatch batch = make_batch(corp_, b * config_.batch_size,
+                                          std::min(n_rows, (b + 1) * config_.batch_size), pad_id());
+            ForwardOptions options;
+            options.attention_mask = batch.mask;
+            MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+            (loss.sum / static_cast<double>(loss.count)).backward();
+            for (int64_t il = 0; il < L; ++il) {
+                for (int j = 0; j < 2; ++j) {
+                    torch::Tensor& w = *weights[static_cast<size_t>(2 * il + j)];
+                    scores[static_cast<size_t>(il)] += w.grad().norm().item<double>();
+                    w.mutable_grad() = torch::Tensor();
+                }
+            }
+        }
+        for (torch::Tensor* w : weights) {
+            w->requires_grad_(false);
+        }
+        for (int64_t il = 0; il < L; ++il) {
+            ranked.push_back(il);
+        }
+        std::stable_sort(ranked.begin(), ranked.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+    } else {
+        for (int64_t il = L - 1; il >= 0; --il) {
+            ranked.push_back(il);
+        }
+    }
+
+    const int64_t keep = config_.layer_ranking == "all"
+                             ? L
+                             : std::max<int64_t>(1, std::llround(static_cast<double>(L) * config_.sacred_fraction));
+    std::vector<float> analysed;
+    for (int64_t i = 0; i < keep && i < L; ++i) {
+        if (skipped.count(ranked[i]) == 0) {
+            analysed.push_back(static_cast<float>(ranked[i]));
+        }
+    }
+    std::sort(analysed.begin(), analysed.end());
+    if (analysed.empty()) {
+        fail("no layer is left to analyse: the {} kept layers are all skipped; lower 'skip_layers' or raise "
+             "'sacred_fraction'", keep);
+    }
+    state_["layer_scores"] = torch::tensor(std::vector<float>(scores.begin(), scores.end()));
+    state_["analysed_layers"] = torch::tensor(analysed);
+    return fmt::format("analysing layers [{}]", fmt::join(analysed, ", "));
+}
+
+std::string Pipeline::stage1_capture() {
+    torch::NoGradGuard no_grad;
+    for (const auto& [label, rows] : {std::pair<std::string, const std::vector<RenderedRow>*>{"corp", &corp_},
+                                      {"authentic", &authentic_}}) {
+        std::map<std::string, std::vector<torch::Tensor>> pooled;
+        const int64_t n_rows = static_cast<int64_t>(rows->size());
+        for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
+            TokenBatch batch = make_batch(*rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
+            torch::Tensor weights = config_.pooling == "mean" ? batch.targets.to(torch::kFloat32)
+                                                               : torch::one_hot(batch.last, batch.tokens.size(1)).to(torch::kFloat32);
+            weights = weights / weights.sum(1, true);   // [B, T], rows sum to 1
+            torch::Tensor last_only = torch::one_hot(batch.last, batch.tokens.size(1)).to(torch::kFloat32);
+            Hooks hooks;
+            auto capture = [&](const std::string& key, const torch::Tensor& pool) {
+                return [&pooled, key, pool](const torch::Tensor& x, const std::string&) {
+                    pooled[key].push_back(torch::einsum("bt,bti->bi", {pool, x.to(torch::kFloat32)}));
+                    return x;
+                };
+            };
+            std::set<int64_t> layers;
+            for (const Unit& unit : units_) {
+                hooks.add(projection_input_hook(unit.layer, unit.projection), capture(unit.key(), weights));
+                layers.insert(unit.layer);
+            }
+            // The cone reads the residual stream leaving each analysed block at the last token.
+            for (int64_t layer : layers) {
+                hooks.add(fmt::format("blocks.{}.hook_resid_post", layer), capture(fmt::format("blocks.{}.resid", layer), last_only));
+            }
+            ForwardOptions options;
+            options.attention_mask = batch.mask;
+            options.hooks = &hooks;
+            options.last_position_only = true;
+            in_.model.forward(batch.tokens, options);
+        }
+        for (auto& [key, parts] : pooled) {
+            state_[label + "." + key] = torch::cat(parts, 0).contiguous();
+        }
+    }
+    return fmt::format("{} corp and {} authentic rows, {} pooling", corp_.size(), authentic_.size(), config_.pooling);
+}
+
+std::string Pipeline::stage3_attribution() {
+    TensorMap atp;
+    for (const Unit& unit : units_) {
+        atp[unit.key()] = torch::zeros({svd_.at(unit.key()).S.size(0)}, torch::kFloat32);
+    }
+
+    if (config_.atp_variant == "signed") {
+        // M = CE(corp) - CE(authentic), each the mean over all of the class's target tokens. The
+        // first-order change of M when x loses its component along v is -(dM/dx . v)(x . v),
+        // summed over every position; one backward per batch gives it for every direction.
+        for (const auto& [rows, sign] : {std::pair<const std::vector<RenderedRow>*, double>{&corp_, 1.0},
+                                         {&authentic_, -1.0}}) {
+            const int64_t n_rows = static_cast<int64_t>(rows->size());
+            int64_t total_targets = 0;
+            for (const RenderedRow& row : *rows) {
+                total_targets += static_cast<int64_t>(row.tokens.size()) - row.first_target;
+            }
+            for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
+                TokenBatch batch = make_batch(*rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
+                // Each hook adds a zero leaf to its input instead of detaching it: a detached input
+                // would cut the path from gate/up inputs through down_proj's input, so their
+                // gradients would miss every effect that passes through a later hooked point.
+                std::map<std::string, torch::Tensor> leaves;
+                std::map<std::string, torch::Tensor> inputs;
+                Hooks hooks;
+                for (const Unit& unit : units_) {
+                    const std::string key = unit.key();
+                    hooks.add(projection_input_hook(unit.layer, unit.projection),
+                              [&leaves, &inputs, key](const torch::Tensor& x, const std::string&) {
+                                  torch::Tensor leaf = torch::zeros_like(x).requires_grad_();
+                                  leaves[key] = leaf;
+                                  inputs[key] = x.detach();
+                                  return x + leaf;
+                              });
+                }
+                ForwardOptions options;
+                options.attention_mask = batch.mask;
+                options.hooks = &hooks;
+                MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+                (loss.sum * (sign / static_cast<double>(total_targets))).backward();
+
+                torch::NoGradGuard no_grad;
+                torch::Tensor mask = batch.mask.to(torch::kFloat32).unsqueeze(-1);
+                for (const Unit& unit : units_) {
+                    const torch::Tensor& leaf = leaves.at(unit.key());
+                    if (!leaf.grad().defined()) {
+                        continue;   // the loss does not depend on this input
+                    }
+                    const torch::Tensor& Vh = svd_.at(unit.key()).Vh;
+                    torch::Tensor gradient_along = torch::matmul(leaf.grad(), Vh.t());      // [B, T, r]
+                    torch::Tensor value_along = torch::matmul(inputs.at(unit.key()), Vh.t());  // [B, T, r]
+                    atp[unit.key()] -= (gradient_along * value_along * mask).sum(torch::IntArrayRef{0, 1});
+                }
+            }
+        }
+    } else {
+        // Reference variant: atp_k = (mean_corp(a.v_k) - mean_auth(a.v_k)) * mean_i |G_i v_k|,
+        // G_i the weight gradient of corp row i's mean cross-entropy over all of its tokens.
+        const int64_t n_pairs = std::min(corp_.size(), authentic_.size());
+        std::vector<RenderedRow> whole_rows;
+        for (int64_t i = 0; i < n_pairs; ++i) {
+            RenderedRow row = corp_[i];
+            row.first_target = 1;
+            whole_rows.push_back(row);
+        }
+        for (const Unit& unit : units_) {
+            in_.model.projection_weight(unit.layer, unit.projection).requires_grad_(true);
+        }
+        TensorMap gradient_norms;
+        for (int64_t i = 0; i < n_pairs; ++i) {
+            TokenBatch batch = make_batch(whole_rows, i, i + 1, pad_id());
+            ForwardOptions options;
+            options.attention_mask = batch.mask;
+            MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+            (loss.sum / static_cast<double>(loss.count)).backward();
+            torch::NoGradGuard no_grad;
+            for (const Unit& unit : units_) {
+                torch::Tensor& w = in_.model.projection_weight(unit.layer, unit.projection);
+                torch::Tensor norms = torch::matmul(w.grad(), svd_.at(unit.key()).Vh.t()).norm(2, 0);
+                auto it = gradient_norms.find(unit.key());
+                if (it == gradient_norms.end()) {
+                    gradient_norms[unit.key()] = norms;
+                } else {
+                    it->second += norms;
+                }
+                w.mutable_grad() = torch::Tensor();
+            }
+        }
+        for (const Unit& unit : units_) {
+            in_.model.projection_weight(unit.layer, unit.projection).requires_grad_(false);
+            const torch::Tensor& Vh = svd_.at(unit.key()).Vh;
+            torch::Tensor contrast = torch::matmul(state_.at("corp." + unit.key()), Vh.t()).mean(0) -
+                                     torch::matmul(state_.at("authentic." + unit.key()), Vh.t()).mean(0);
+            atp[unit.key()] = contrast * gradient_norms.at(unit.key()) / static_cast<float>(n_pairs);
+        }
+    }
+    for (const Unit& unit : units_) {
+        state_[unit.key() + ".atp"] = atp.at(unit.key()).contiguous();
+    }
+    return fmt::format("{} variant over {} projections", config_.atp_variant, units_.size());
+}
+
+std::string Pipeline::stage4_score() {
+    torch::NoGradGuard no_grad;
+    std::map<int64_t, torch::Tensor> cones;
+    KneeOptions knee;
+    knee.max_fraction = config_.knee_max_fraction;
+    knee.flat_epsilon = config_.knee_flat_epsilon;
+    knee.flat_quantile = config_.knee_flat_quantile;
+    int64_t selected_total = 0;
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        if (cones.count(unit.layer) == 0) {
+            const std::string resid = fmt::format("blocks.{}.resid", unit.layer);
+            cones[unit.layer] = corp_cone(state_.at("corp." + resid), state_.at("authentic." + resid),
+                                          config_.cone_directions, config_.cone_kmeans_iterations,
+                                          config_.seed * 1000003ull + static_cast<uint64_t>(unit.layer));
+        }
+        const torch::Tensor& cone = cones.at(unit.layer);
+
+        torch::Tensor corp_along = torch::matmul(state_.at("corp." + unit.key()), svd.Vh.t());        // [N, r]
+        torch::Tensor authentic_along = torch::matmul(state_.at("authentic." + unit.key()), svd.Vh.t());
+        torch::Tensor wanda_corp = svd.S * corp_along.abs().mean(0);
+        torch::Tensor wanda_authentic = svd.S * authentic_along.abs().mean(0);
+        torch::Tensor wanda_ratio = (wanda_corp + 1e-12f) / (wanda_authentic + 1e-12f);
+        torch::Tensor dark_variance = authentic_along.size(0) > 1 ? authentic_along.var(0) : torch::zeros_like(svd.S);
+
+        // The cone lives in the residual stream: gate/up read it on the input side (right
+        // singular vectors), down writes it on the output side (left singular vectors).
+        const int64_t d = cone.size(1);
+        torch::Tensor alignment;
+        if (svd.Vh.size(1) == d) {
+            alignment = cone_alignment(cone, svd.Vh);
+        } else if (svd.U.size(0) == d) {
+            alignment = cone_alignment(cone, svd.U.t());
+        } else {
+            alignment = torch::zeros_like(svd.S);
+        }
+
+        torch::Tensor composite = composite_score(wanda_ratio, field(unit, "atp"), alignment,
+                                                  {config_.weight_wanda, config_.weight_atp, config_.weight_cone});
+        std::vector<int64_t> selected = knee_select(composite, knee);
+        selected_total += static_cast<int64_t>(selected.size());
+        state_[unit.key() + ".wanda_ratio"] = wanda_ratio.contiguous();
+        state_[unit.key() + ".wanda_corp"] = wanda_corp.contiguous();
+        state_[unit.key() + ".dark_variance"] = dark_variance.contiguous();
+        state_[unit.key() + ".cone"] = alignment.contiguous();
+        state_[unit.key() + ".composite_stage4"] = composite.contiguous();
+        state_[unit.key() + ".composite"] = composite.clone();
+        state_[unit.key() + ".selected_rank"] = encode_selection(selected, svd.S.size(0));
+    }
+    return fmt::format("{} directions selected by the knee", selected_total);
+}
+
+std::string Pipeline::stage5_coherence() {
+    torch::NoGradGuard no_grad;
+    std::map<std::string, const Unit*> by_key;
+    for (const Unit& unit : units_) {
+        by_key[unit.key()] = &unit;
+    }
+    KneeOptions knee;
+    knee.max_fraction = config_.knee_max_fraction;
+    knee.flat_epsilon = config_.knee_flat_epsilon;
+    knee.flat_top_fraction = config_.coherence_flat_fraction;
+    int64_t repassed = 0;
+    float coh_max_overall = 0.0f;
+    // Ascending layer order, updated in place, so layer l reads layer l-1's updated composite.
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        state_[unit.key() + ".coherence"] = torch::zeros_like(svd.S);
+        std::vector<torch::Tensor> neighbour_rows;
+        for (int64_t neighbour_layer : {unit.layer - 1, unit.layer + 1}) {
+            auto it = by_key.find(projection_key(neighbour_layer, unit.projection));
+            if (it == by_key.end() || svd_.at(it->first).Vh.size(1) != svd.Vh.size(1)) {
+                continue;
+            }
+            const Svd& neighbour = svd_.at(it->first);
+            const int64_t r = neighbour.S.size(0);
+            const int64_t n_top = std::min<int64_t>({static_cast<int64_t>(std::floor(config_.coherence_top_fraction * r)),
+                                                     config_.coherence_top_max, r});
+            if (n_top <= 0) {
+                continue;
+            }
+            torch::Tensor order = std::get<1>(state_.at(it->first + ".composite").sort(/*stable=*/true, 0, /*descending=*/true));
+            neighbour_rows.push_back(neighbour.Vh.index_select(0, order.narrow(0, 0, n_top)));
+        }
+        if (neighbour_rows.empty()) {
+            continue;
+        }
+        torch::Tensor coh = coherence(svd.Vh, torch::cat(neighbour_rows, 0));
+        torch::Tensor composite = field(unit, "composite") * coherence_multiplier(coh);
+        state_[unit.key() + ".coherence"] = coh.contiguous();
+        state_[unit.key() + ".composite"] = composite.contiguous();
+        state_[unit.key() + ".selected_rank"] = encode_selection(knee_select(composite, knee), svd.S.size(0));
+        coh_max_overall = std::max(coh_max_overall, coh.max().item<float>());
+        spdlog::debug("coherence {}: coh_max {:.3f}", unit.key(), coh.max().item<float>());
+        ++repassed;
+    }
+    return fmt::format("{} projections repassed, max coherence {:.3f}", repassed, coh_max_overall);
+}
+
+std::string Pipeline::stage6_causal_gate() {
+    const double clean_corp = mean_loss(corp_, config_.causal_batch, nullptr);
+    const double clean_authentic = mean_loss(authentic_, config_.causal_batch, nullptr);
+    int64_t kept_total = 0;
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        std::vector<int64_t> candidates = selection(unit);
+        if (static_cast<int64_t>(candidates.size()) > config_.causal_max_candidates) {
+            candidates.resize(static_cast<size_t>(config_.causal_max_candidates));
+        }
+        torch::Tensor scores = torch::zeros_like(svd.S);
+        std::vector<float> candidate_scores;
+        for (int64_t index : candidates) {
+            torch::Tensor direction = svd.Vh[index];
+            Hooks hooks;
+            hooks.add(projection_input_hook(unit.layer, unit.projection),
+                      [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
+            const double ablated_corp = mean_loss(corp_, config_.causal_batch, &hooks);
+            const double ablated_authentic = mean_loss(authentic_, config_.causal_batch, &hooks);
+            const double score = (clean_authentic - ablated_authentic) + (ablated_corp - clean_corp);
+            scores[index] = static_cast<float>(score);
+            candidate_scores.push_back(static_cast<float>(score));
+        }
+        std::vector<int64_t> kept;
+        if (!candidates.empty()) {
+            const double threshold = std::max(0.0, linear_quantile(torch::tensor(candidate_scores), config_.causal_keep_quantile));
+            for (size_t i = 0; i < candidates.size(); ++i) {
+                if (candidate_scores[i] > threshold) {
+                    kept.push_back(candidates[i]);
+                }
+            }
+            if (kept.empty()) {
+                const size_t best = static_cast<size_t>(
+                    std::max_element(candidate_scores.begin(), candidate_scores.end()) - candidate_scores.begin());
+                kept.push_back(candidates[best]);
+            }
+        }
+        kept_total += static_cast<int64_t>(kept.size());
+        state_[unit.key() + ".causal"] = scores;
+        state_[unit.key() + ".selected_rank"] = encode_selection(kept, svd.S.size(0));
+    }
+    return fmt::format("clean CE corp {:.4f} authentic {:.4f}; {} directions kept", clean_corp, clean_authentic,
+                       kept_total);
+}
+
+std::string Pipeline::stage7_das() {
+    torch::NoGradGuard no_grad;
+    TokenBatch batch = make_batch(authentic_, 0, std::min<int64_t>(config_.das_batch, authentic_.size()), pad_id());
+    // Rows are left-padded, so every row's last real token is the batch's last column and the
+    // head only has to run there.
+    SZ_ASSERT((batch.last == batch.tokens.size(1) - 1).all().item<bool>());
+    auto last_logits = [&](const Hooks* hooks) {
+        ForwardOptions options;
+        options.attention_mask = batch.mask;
+        options.hooks = hooks;
+        options.last_position_only = true;
+        return in_.model.forward(batch.tokens, options).squeeze(1);   // [B, V]
+    };
+    const torch::Tensor clean = last_logits(nullptr);
+    int64_t axes = 0;
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        std::vector<int64_t> kept = selection(unit);
+        if (kept.empty()) {
+            continue;
+        }
+        torch::Tensor index = torch::tensor(kept, torch::kInt64);
+        torch::Tensor candidates = svd.Vh.index_select(0, index);
+        std::vector<torch::Tensor> deltas;
+        if (kept.size() > 1) {
+            for (int64_t i = 0; i < candidates.size(0); ++i) {
+                torch::Tensor direction = candidates[i];
+                Hooks hooks;
+                hooks.add(projection_input_hook(unit.layer, unit.projection),
+                          [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
+                deltas.push_back((clean - last_logits(&hooks)).mean(0));
+            }
+        } else {
+            deltas.push_back(torch::zeros({clean.size(1)}, torch::kFloat32));
+        }
+        DasRotation rotation = das_rotation(torch::stack(deltas), candidates, config_.das_target_rank,
+                                            config_.das_explained_floor, config_.das_min_scale);
+        state_[unit.key() + ".das_basis"] = rotation.basis.contiguous();
+        state_[unit.key() + ".das_explained"] = rotation.explained;
+        state_[unit.key() + ".das_sigma"] = rotation.sigma;
+        state_[unit.key() + ".das_mixing"] = rotation.mixing;
+        state_[unit.key() + ".das_scales"] = rotation.scales;
+        axes += rotation.basis.size(0);
+    }
+    return fmt::format("{} rotated axes", axes);
+}
+
+std::string Pipeline::stage8_fence() {
+    std::vector<std::pair<std::string, std::vector<RenderedRow>>> corpora;
+    for (const std::string& name : config_.fence_corpora) {
+        corpora.emplace_back(name, load_rows(name, config_.fence_max_prompts));
+    }
+    std::vector<double> clean;
+    for (const auto& [name, rows] : corpora) {
+        clean.push_back(mean_loss(rows, config_.fence_batch, nullptr));
+    }
+    int64_t passed_total = 0;
+    int64_t axes_total = 0;
+    for (const Unit& unit : units_) {
+        if (!has_field(unit, "das_basis")) {
+            continue;
+        }
+        const torch::Tensor basis = field(unit, "das_basis");
+        const torch::Tensor explained = field(unit, "das_explained");
+        const int64_t r = basis.size(0);
+        torch::Tensor profile = torch::zeros({static_cast<int64_t>(corpora.size()), r}, torch::kFloat32);
+        torch::Tensor passed = torch::zeros({r}, torch::kFloat32);
+        for (int64_t j = 0; j < r; ++j) {
+            torch::Tensor direction = basis[j];
+            Hooks hooks;
+            hooks.add(projection_input_hook(unit.layer, unit.projection),
+                      [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
+            double damage = 0.0;
+            for (size_t c = 0; c < corpora.size(); ++c) {
+                const double change = std::abs(mean_loss(corpora[c].second, config_.fence_batch, &hooks) - clean[c]);
+                profile[static_cast<int64_t>(c)][j] = static_cast<float>(change);
+                damage = std::max(damage, change);
+            }
+            const double ratio = damage / std::max(static_cast<double>(explained[j].item<float>()), 1e-3);
+            const bool pass = damage <= config_.fence_max_damage && ratio <= config_.fence_max_damage_ratio;
+            passed[j] = pass ? 1.0f : 0.0f;
+            passed_total += pass ? 1 : 0;
+        }
+        axes_total += r;
+        state_[unit.key() + ".fence_profile"] = profile;
+        state_[unit.key() + ".fence_damage"] = std::get<0>(profile.max(0)).contiguous();
+        state_[unit.key() + ".fence_passed"] = passed;
+    }
+    return fmt::format("{} of {} axes passed", passed_total, axes_total);
+}
+
+// TODO: the per-layer axes of the reference (corp/neutral/authentic logistic-regression axis,
+// refusal angle, histograms, origin layer) and its report JSON are not computed yet. They do
+// not feed the selection, so the atlas tensors do not depend on them.
+Atlas Pipeline::assemble_atlas() const {
+    Atlas atlas;
+    nlohmann::json summaries = nlohmann::json::array();
+    auto get = [&](const Unit& unit, const std::string& name) -> torch::Tensor {
+        auto it = state_.find(unit.key() + "." + name);
+        return it == state_.end() ? torch::Tensor() : it->second;
+    };
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        std::vector<int64_t> selected = decode_selection(get(unit, "selected_rank"));
+        ProjectionAtlas entry;
+        entry.layer = unit.layer;
+        entry.projection = unit.projection;
+        entry.singular_values = svd.S;
+        entry.selected = torch::tensor(selected, torch::kInt64);
+        entry.composite = get(unit, "composite");
+        for (const char* name : {"atp", "wanda_ratio", "wanda_corp", "dark_variance", "cone", "composite_stage4",
+                                 "coherence", "causal"}) {
+            torch::Tensor value = get(unit, name);
+            if (value.defined()) {
+                entry.component_scores[name] = value;
+            }
+        }
+        const int64_t in = svd.Vh.size(1);
+        if (get(unit, "das_basis").defined()) {
+            entry.basis = get(unit, "das_basis");
+            entry.scales = get(unit, "das_scales").clone();
+            entry.component_scores["das_explained"] = get(unit, "das_explained");
+        } else if (!selected.empty()) {
+            entry.basis = svd.Vh.index_select(0, entry.selected);
+            entry.scales = torch::full({entry.basis.size(0)}, static_cast<float>(config_.bouncer_scale), torch::kFloat32);
+        } else {
+            entry.basis = torch::zeros({0, in}, torch::kFloat32);
+            entry.scales = torch::zeros({0}, torch::kFloat32);
+        }
+        entry.lock_basis = entry.basis;
+        torch::Tensor passed = get(unit, "fence_passed");
+        if (passed.defined()) {
+            entry.fence_damage = get(unit, "fence_damage");
+            torch::Tensor rejected = passed == 0.0f;
+            entry.scales = torch::where(rejected, torch::ones_like(entry.scales), entry.scales);
+            if (config_.fence_release_rejected) {
+                entry.lock_basis = entry.basis.index_select(0, (~rejected).nonzero().squeeze(1)).contiguous();
+            }
+        }
+        if (entry.basis.size(0) == 0) {
+            continue;
+        }
+        summaries.push_back({{"key", unit.key()},
+                             {"rank", svd.S.size(0)},
+                             {"selected", selected},
+                             {"basis_rows", entry.basis.size(0)},
+                             {"lock_rows", entry.lock_basis.size(0)}});
+        atlas.projections.push_back(std::move(entry));
+    }
+    std::vector<float> analysed;
+    torch::Tensor analysed_tensor = state_.at("analysed_layers");
+    for (int64_t i = 0; i < analysed_tensor.size(0); ++i) {
+        analysed.push_back(analysed_tensor[i].item<float>());
+    }
+    torch::Tensor layer_scores = state_.at("layer_scores");
+    atlas.metadata = {{"format_version", 1},
+                      {"model", in_.model_name},
+                      {"model_identity", identity_},
+                      {"config", config_.to_json()},
+                      {"seed", config_.seed},
+                      {"corpus_hashes", corpus_hashes_},
+                      {"analysed_layers", analysed},
+                      {"layer_scores", std::vector<float>(layer_scores.data_ptr<float>(),
+                                                          layer_scores.data_ptr<float>() + layer_scores.numel())},
+                      {"projections", summaries}};
+    return atlas;
+}
+
+// Cache of one stage: "<dir>/stage<N>.safetensors" with the cache key in its metadata.
+bool load_stage(const std::string& dir, int stage, const std::string& key, TensorMap& state) {
+    const std::string path = fmt::format("{}/stage{}.safetensors", dir, stage);
+    if (!std::filesystem::exists(path)) {
+        return false;
+    }
+    std::shared_ptr<safetensors::Checkpoint> file = safetensors::Checkpoint::open(path);
+    auto it = file->metadata().find("cache_key");
+    if (it == file->metadata().end() || it->second != key) {
+        spdlog::info("stage {} cache in {} was made with another model, corpus or config; recomputing", stage, dir);
+        return false;
+    }
+    for (const auto& [name, info] : file->tensors()) {
+        state[name] = file->load_float(name);
+    }
+    return true;
+}
+
+void save_stage(const std::string& dir, int stage, const std::string& key, const TensorMap& before,
+                const TensorMap& after) {
+    TensorMap added;
+    for (const auto& [name, tensor] : after) {
+        auto it = before.find(name);
+        if ((it == before.end() || !it->second.is_same(tensor)) && tensor.numel() > 0) {
+            added[name] = tensor.contiguous();
+        }
+    }
+    std::filesystem::create_directories(dir);
+    safetensors::write(fmt::format("{}/stage{}.safetensors", dir, stage), added, {{"cache_key", key}});
+}
+
+Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
+    in_.model.convert_weights(torch::kFloat32);
+    torch::manual_seed(config_.seed);
+    identity_ = model_identity(in_.model);
+    corp_ = load_rows("corp", config_.max_prompts_per_class);
+    authentic_ = load_rows("authentic", config_.max_prompts_per_class);
+    if (config_.fence) {
+        for (const std::string& name : config_.fence_corpora) {
+            corpus_hashes_[name] = file_hash(config_.corpus_dir + "/" + name + ".jsonl");
+        }
+    }
+    Fnv64 key_hash;
+    key_hash.add(config_.to_json().dump());
+    key_hash.add(identity_.dump());
+    key_hash.add(corpus_hashes_.dump());
+    cache_key_ = key_hash.hex();
+
+    struct StageDef {
+        int number;
+        const char* name;
+        bool enabled;
+        std::string (Pipeline::*run)();
+    };
+    const StageDef stages[] = {
+        {0, "layer ranking", true, &Pipeline::stage0_rank_layers},
+        {1, "activation capture", true, &Pipeline::stage1_capture},
+        {2, "SVD", true, nullptr},
+        {3, "attribution patching", true, &Pipeline::stage3_attribution},
+        {4, "composite score and knee", true, &Pipeline::stage4_score},
+        {5, "coherence repass", config_.coherence, &Pipeline::stage5_coherence},
+        {6, "causal ablation gate", config_.causal_gate, &Pipeline::stage6_causal_gate},
+        {7, "DAS rotation", config_.das, &Pipeline::stage7_das},
+        {8, "capability fence", config_.fence, &Pipeline::stage8_fence},
+    };
+    nlohmann::json timings = nlohmann::json::array();
+    bool cache_valid = true;   // a recomputed stage invalidates every later cached stage
+    for (const StageDef& stage : stages) {
+        StageReport report;
+        report.stage = stage.number;
+        report.name = stage.name;
+        const auto start = std::chrono::steady_clock::now();
+        if (!stage.enabled) {
+            report.detail = "disabled in the config";
+        } else if (stage.number == 2) {
+            // Not cached: the SVDs are deterministic and cheaper to recompute than to store.
+            compute_svd();
+            report.detail = fmt::format("{} projections", units_.size());
+        } else if (cache_valid && load_stage(stage_dir_, stage.number, cache_key_, state_)) {
+            report.from_cache = true;
+            report.detail = "loaded from cache";
+        } else {
+            cache_valid = false;
+            TensorMap before = state_;
+            report.detail = (this->*stage.run)();
+            save_stage(stage_dir_, stage.number, cache_key_, before, state_);
+        }
+        if (stage.number == 0) {
+            build_units();
+        }
+        report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        timings.push_back({{"stage", stage.number}, {"name", stage.name}, {"seconds", report.seconds},
+                           {"from_cache", report.from_cache}, {"detail", report.detail}});
+        if (progress) {
+            progress(report);
+        }
+    }
+    Atlas atlas = assemble_atlas();
+    atlas.write(out_dir_);
+    write_file_atomically(out_dir_ + "/timings.json", timings.dump(2) + "\n");
+    return atlas;
+}
+
+}  // namespace
+
+nlohmann::json model_identity(CausalLM& model) {
+    const ModelConfig& c = model.config();
+    Fnv64 hash;
+    model.for_each_parameter([&](const std::string& name, torch::Tensor& tensor) {
+        torch::Tensor data = tensor.detach().to(torch::kFloat32).contiguous();
+        hash.add(name);
+        hash.add(data.data_ptr(), static_cast<size_t>(data.numel()) * sizeof(float));
+    });
+    return {{"arch", c.arch}, {"n_layer", c.n_layer}, {"n_embd", c.n_embd}, {"n_ff", c.n_ff},
+            {"n_vocab", c.n_vocab}, {"weight_hash", hash.hex()}};
+}
+
+Atlas locate(const LocateInputs& inputs, const LocateConfig& config, const std::string& out_dir,
+             const std::function<void(const StageReport&)>& progress) {
+    config.validate("locate config");
+    Pipeline pipeline(inputs, config, out_dir);
+    return pipeline.run(progress);
+}
+
+}  // namespace sz
