@@ -12,5 +12,6 @@ void add_chat_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_locate_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace sz::cli

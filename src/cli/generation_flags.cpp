@@ -47,10 +47,10 @@ void add_generation_flags(CLI::App* command, GenerationFlags& flags) {
     command->add_option("-n,--n-predict,--predict", flags.n_predict,
                         "Maximum number of tokens per reply; -1 = until the model ends its turn or the context is full")
         ->capture_default_str()
-        ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+        ->check(CLI::Range(int64_t{-1}, int64_t{1} << 30));
     command->add_option("-c,--ctx-size", flags.ctx_size, "Context size in tokens: prompt plus reply (plus history in chat)")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     command->add_option("-s,--seed", flags.seed, "Random seed; -1 = a random seed, printed so the run can be repeated")
         ->capture_default_str()
         ->check(CLI::Range(int64_t{-1}, int64_t{UINT32_MAX}));

@@ -1,5 +1,6 @@
 // `subzero locate MODEL --out DIR`: runs the localisation pipeline and writes the atlas that
 // training and export read. Stage outputs are cached in DIR, so an interrupted run resumes.
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,28 @@ namespace sz::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+
+// A relative corpus folder is looked up in the working directory first, then next to the
+// repository that holds this binary (build/subzero -> ../data/corpora), so the default works
+// from any directory. Checked before the model loads, so a wrong path fails in milliseconds.
+std::string resolve_corpus_dir(const std::string& corpus_dir) {
+    if (fs::is_directory(corpus_dir) || fs::path(corpus_dir).is_absolute()) {
+        return corpus_dir;
+    }
+    std::error_code error;
+    fs::path executable = fs::read_symlink("/proc/self/exe", error);
+    if (!error) {
+        fs::path beside_repository = executable.parent_path().parent_path() / corpus_dir;
+        if (fs::is_directory(beside_repository)) {
+            return beside_repository.string();
+        }
+    }
+    fail("corpus folder '{}' not found (relative to {} or to the subzero checkout); set 'corpus_dir' in the "
+         "--config file to the folder that holds corp.jsonl, authentic.jsonl and the other corpora",
+         corpus_dir, fs::current_path().string());
+}
+
 struct LocateCommandOptions {
     std::string model;
     std::string out;
@@ -30,6 +53,7 @@ void run_locate(const LocateCommandOptions& command) {
         config.seed = *command.seed;
     }
     config.validate(command.config_path.empty() ? "default locate config" : command.config_path);
+    config.corpus_dir = resolve_corpus_dir(config.corpus_dir);
 
     log_to_stderr();
     spdlog::info("loading {}", command.model);

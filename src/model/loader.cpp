@@ -1,6 +1,8 @@
 #include "model/loader.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -66,9 +68,12 @@ LoadedModel load_gguf(const std::string& path) {
 
 LoadedModel load_hf_folder(const std::string& dir) {
     std::string config_path = dir + "/config.json";
+    if (!fs::exists(config_path)) {
+        fail("{}: no config.json; a Hugging Face model folder needs config.json, safetensors weights and tokenizer files", dir);
+    }
     std::ifstream in(config_path);
     if (!in) {
-        fail("{}: no config.json; a Hugging Face model folder needs config.json, safetensors weights and tokenizer files", dir);
+        fail("cannot read '{}': {}", config_path, std::strerror(errno));
     }
     nlohmann::json config;
     try {

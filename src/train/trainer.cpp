@@ -180,6 +180,22 @@ struct Trainer::Window {
     int64_t epoch = 0;
 };
 
+nlohmann::json complete_scheduler_options(const std::string& scheduler, const nlohmann::json& given, int64_t max_steps) {
+    nlohmann::json options = given.is_null() ? nlohmann::json::object() : given;
+    if (scheduler == "constant" || !options.is_object()) {
+        return options;
+    }
+    if (!options.contains("total_steps")) {
+        options["total_steps"] = max_steps;
+    }
+    // The schedulers' default warm-up (500 steps, the AECS reference value) is longer than a
+    // short run; without an explicit value, warm up over the first 10% of the run instead.
+    if (!options.contains("warmup_steps") && max_steps < 5000) {
+        options["warmup_steps"] = std::max<int64_t>(1, max_steps / 10);
+    }
+    return options;
+}
+
 Trainer::Trainer(CausalLM& model, LoraAdapter& adapter, const Batcher& batcher, TrainerConfig config,
                  SubspaceLock* lock)
     : model_(model), adapter_(adapter), batcher_(batcher), config_(std::move(config)), lock_(lock) {
@@ -191,10 +207,7 @@ Trainer::Trainer(CausalLM& model, LoraAdapter& adapter, const Batcher& batcher, 
                          .eps(config_.eps)
                          .weight_decay(config_.weight_decay));
 
-    nlohmann::json options = config_.scheduler_options.is_null() ? nlohmann::json::object() : config_.scheduler_options;
-    if (config_.scheduler != "constant" && options.is_object() && !options.contains("total_steps")) {
-        options["total_steps"] = config_.max_steps;
-    }
+    nlohmann::json options = complete_scheduler_options(config_.scheduler, config_.scheduler_options, config_.max_steps);
     scheduler_ = make_scheduler(config_.scheduler, config_.learning_rate, options);
     config_.scheduler_options = options;
 

@@ -14,8 +14,8 @@
 // scheduler state and the previous step's gradient. On the CPU a resumed run therefore
 // computes the same losses, bit for bit, as an uninterrupted one with the same thread count.
 //
-// TODO: add the `subzero train MODEL --data FILE [--atlas DIR] --out DIR` command
-// (src/cli/train_command.cpp); until then the loop is reachable only from C++.
+// `subzero train` (src/cli/train_command.cpp) drives this loop through run_training
+// (train/train_run.h).
 #pragma once
 
 #include <cstdint>
@@ -83,6 +83,10 @@ struct TrainResult {
     std::string last_checkpoint;    // path of the last checkpoint written, if any
     std::vector<StepMetrics> history;  // steps run by this call
 };
+
+// Fills in what the scheduler options leave out: total_steps = max_steps and, for runs shorter
+// than 5000 steps, a warm-up of 10% of the run. "constant" options are returned unchanged.
+nlohmann::json complete_scheduler_options(const std::string& scheduler, const nlohmann::json& given, int64_t max_steps);
 
 class Trainer {
 public:
