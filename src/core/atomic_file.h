@@ -1,5 +1,6 @@
 // Crash-safe file output: write to "<path>.tmp.<pid>", fsync, then rename over `path`.
-// A reader never sees a half-written file, and a killed writer leaves only a temporary.
+// A reader never sees a half-written file. A killed writer leaves only its temporary, which
+// the next write to the same path removes once that process is gone.
 #pragma once
 
 #include <functional>
