@@ -179,6 +179,11 @@ void Pipeline::compute_svd() {
 
 std::string Pipeline::stage0_rank_layers() {
     const int64_t L = in_.model.config().n_layer;
+    for (int64_t layer : config_.skip_layers) {
+        if (layer < 0 || layer >= L) {
+            fail("invalid locate config: skip_layers contains {}, but the model's layers are 0..{}", layer, L - 1);
+        }
+    }
     std::set<int64_t> skipped(config_.skip_layers.begin(), config_.skip_layers.end());
     if (config_.skip_first_last) {
         skipped.insert(0);
