@@ -2,7 +2,7 @@
 // tokenizer layout at toy size, so every engine path runs in milliseconds.
 //
 // Shape: n_embd 64, 6 layers (layer 5 global, the rest local with a window of 8 keys), 4 query
-// heads sharing 2 KV heads of dim 16, n_ff 96, vocabulary of ~330 pieces: Gemma's special
+// heads sharing 2 KV heads of dim 16, n_ff 96. The vocabulary has 364 pieces: Gemma's special
 // tokens, 256 byte-fallback tokens, and letters, digits and a few merges with scores.
 #pragma once
 

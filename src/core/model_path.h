@@ -1,5 +1,5 @@
 // Resolves what the user typed as MODEL: a file or folder path, or a short name of a model
-// installed from PyPI (for example `gemma3-270m`), so nobody types a site-packages path.
+// installed from PyPI (for example `gemma3-270m`), so users need not type a site-packages path.
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@ namespace sz {
 // and how to install the model.
 std::string resolve_model_path(const std::string& name_or_path);
 
-// Short names subzero knows, with the file each one resolves to when installed.
+// Returns the supported short names, each with the file it resolves to when installed.
 std::vector<std::pair<std::string, std::string>> known_model_names();
 
 }  // namespace sz

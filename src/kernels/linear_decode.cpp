@@ -236,7 +236,12 @@ torch::Tensor linear_decode(const torch::Tensor& x, const torch::Tensor& weight)
     const float* xp = x2.data_ptr<float>();
     const void* wp = weight.data_ptr();
     float* yp = y.data_ptr<float>();
-    const WeightType kind = dtype == torch::kFloat32 ? WeightType::F32 : dtype == torch::kHalf ? WeightType::F16 : WeightType::BF16;
+    WeightType kind = WeightType::BF16;
+    if (dtype == torch::kFloat32) {
+        kind = WeightType::F32;
+    } else if (dtype == torch::kHalf) {
+        kind = WeightType::F16;
+    }
     // Grain: enough rows that each task streams a few hundred KB of weights.
     const int64_t grain = std::max<int64_t>(16, (1 << 17) / std::max<int64_t>(k, 1));
     at::parallel_for(0, n_out, grain, [&](int64_t begin, int64_t end) {

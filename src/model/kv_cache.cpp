@@ -53,7 +53,7 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t il, const torch:
                                                          const torch::Tensor& values) {
     int64_t n_new = keys.size(2);
     reserve(length_ + n_new);
-    // The cache holds values, not graph nodes: gradients never flow through cached keys.
+    // The cache stores values, not graph nodes, so gradients never flow through cached keys.
     keys_[il].narrow(2, length_, n_new).copy_(keys.detach());
     values_[il].narrow(2, length_, n_new).copy_(values.detach());
     if (keys.requires_grad() || values.requires_grad()) {

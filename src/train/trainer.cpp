@@ -188,8 +188,8 @@ nlohmann::json complete_scheduler_options(const std::string& scheduler, const nl
     if (!options.contains("total_steps")) {
         options["total_steps"] = max_steps;
     }
-    // The schedulers' default warm-up (500 steps, the AECS reference value) is longer than a
-    // short run; without an explicit value, warm up over the first 10% of the run instead.
+    // The schedulers' default warm-up is 500 steps (the AECS reference value), longer than a
+    // short run. Without an explicit value, warm up over the first 10% of the run instead.
     if (!options.contains("warmup_steps") && max_steps < 5000) {
         options["warmup_steps"] = std::max<int64_t>(1, max_steps / 10);
     }

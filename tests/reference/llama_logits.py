@@ -4,7 +4,7 @@ Input (JSON file, argument 1):
   {"model": F32_GGUF, "source": ORIGINAL_GGUF, "greedy_tokens": N,
    "cases": [{"tokens": [...], "positions": [...], "logits": RAW_F32_FILE,
               "ours_greedy": [...]}]}
-where RAW_F32_FILE holds subzero's logits for the listed positions, row-major
+where RAW_F32_FILE contains subzero's logits for the listed positions, row-major
 [len(positions), n_vocab]. If F32_GGUF does not exist it is made from ORIGINAL_GGUF.
 
 Output (stdout, JSON): per case the number of positions, how many share the argmax, the max
