@@ -119,4 +119,24 @@ MaskedLoss masked_cross_entropy(const torch::Tensor& logits, const TokenBatch& b
     return loss;
 }
 
+torch::Tensor predicting_positions(const TokenBatch& batch) {
+    const int64_t T = batch.targets.size(1);
+    torch::Tensor predicting = torch::zeros_like(batch.targets);
+    predicting.narrow(1, 0, T - 1).copy_(batch.targets.narrow(1, 1, T - 1));
+    return predicting;
+}
+
+MaskedLoss target_loss(CausalLM& model, const TokenBatch& batch, ForwardOptions options) {
+    options.attention_mask = batch.mask;
+    options.logit_positions = predicting_positions(batch);
+    torch::Tensor logits = model.forward(batch.tokens, options);   // [n, V], row-major
+    const int64_t T = batch.tokens.size(1);
+    torch::Tensor labels = batch.tokens.narrow(1, 1, T - 1).masked_select(batch.targets.narrow(1, 1, T - 1));
+    MaskedLoss loss;
+    loss.count = labels.size(0);
+    loss.sum = torch::nn::functional::cross_entropy(
+        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    return loss;
+}
+
 }  // namespace sz

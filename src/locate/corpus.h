@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "model/causal_lm.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -48,5 +49,12 @@ struct MaskedLoss {
     int64_t count = 0;
 };
 MaskedLoss masked_cross_entropy(const torch::Tensor& logits, const TokenBatch& batch);
+
+// [B, T] bool, true at the positions whose logits predict a target (position t predicts t+1).
+torch::Tensor predicting_positions(const TokenBatch& batch);
+
+// The same sum from a forward pass that computes the head at predicting positions only. The
+// mask, and the logit positions, of `options` are set from the batch.
+MaskedLoss target_loss(CausalLM& model, const TokenBatch& batch, ForwardOptions options);
 
 }  // namespace sz

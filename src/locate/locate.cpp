@@ -155,7 +155,7 @@ double Pipeline::mean_loss(const std::vector<RenderedRow>& rows, int64_t n, cons
     ForwardOptions options;
     options.attention_mask = batch.mask;
     options.hooks = hooks;
-    MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+    MaskedLoss loss = target_loss(in_.model, batch, options);
     return loss.sum.item<double>() / static_cast<double>(loss.count);
 }
 
@@ -208,7 +208,7 @@ std::string Pipeline::stage0_rank_layers() {
                                           std::min(n_rows, (b + 1) * config_.batch_size), pad_id());
             ForwardOptions options;
             options.attention_mask = batch.mask;
-            MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+            MaskedLoss loss = target_loss(in_.model, batch, options);
             (loss.sum / static_cast<double>(loss.count)).backward();
             for (int64_t il = 0; il < L; ++il) {
                 for (int j = 0; j < 2; ++j) {
@@ -329,7 +329,7 @@ std::string Pipeline::stage3_attribution() {
                 ForwardOptions options;
                 options.attention_mask = batch.mask;
                 options.hooks = &hooks;
-                MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+                MaskedLoss loss = target_loss(in_.model, batch, options);
                 (loss.sum * (sign / static_cast<double>(total_targets))).backward();
 
                 torch::NoGradGuard no_grad;
@@ -364,7 +364,7 @@ std::string Pipeline::stage3_attribution() {
             TokenBatch batch = make_batch(whole_rows, i, i + 1, pad_id());
             ForwardOptions options;
             options.attention_mask = batch.mask;
-            MaskedLoss loss = masked_cross_entropy(in_.model.forward(batch.tokens, options), batch);
+            MaskedLoss loss = target_loss(in_.model, batch, options);
             (loss.sum / static_cast<double>(loss.count)).backward();
             torch::NoGradGuard no_grad;
             for (const Unit& unit : units_) {

@@ -26,6 +26,16 @@ struct ForwardOptions {
     // Compute logits for the last position of each row only ([B, 1, V]); saves the
     // [T x H] x [H x V] head product during prefill.
     bool last_position_only = false;
+    // [B, T] bool. When defined, logits are computed only where it is true and returned as
+    // [n, V] in row-major order. A loss over response tokens needs the 262k-wide head at those
+    // positions only, which is most of a Gemma 3 270M forward pass.
+    torch::Tensor logit_positions;
+    // Start the pass at layer `start_layer` from `start_residual` ([B, T, H], the value of
+    // blocks.{start_layer}.hook_resid_pre from an earlier pass on the same tokens). An edit
+    // inside layer l leaves layers 0..l-1 unchanged, so a caller that compares many edits of
+    // layer l pays for the layers before it once. Not combinable with a KV cache.
+    int64_t start_layer = 0;
+    torch::Tensor start_residual;
 };
 
 class CausalLM {
@@ -34,7 +44,8 @@ public:
 
     virtual const ModelConfig& config() const = 0;
 
-    // tokens: [B, T] int64. Returns float32 logits [B, T, V] (or [B, 1, V]).
+    // tokens: [B, T] int64. Returns float32 logits [B, T, V] ([B, 1, V] with
+    // last_position_only, [n, V] with logit_positions).
     virtual torch::Tensor forward(const torch::Tensor& tokens, const ForwardOptions& options) = 0;
 
     // The [out, in] weight of projection `p` in layer `il`, for surgery and LoRA merges.

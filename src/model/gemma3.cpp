@@ -173,6 +173,20 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
         fail("token id out of range [0, {}): got min {} max {}", config_.n_vocab, tokens.min().item<int64_t>(),
              tokens.max().item<int64_t>());
     }
+    if (options.start_layer != 0) {
+        const bool shape_ok = options.start_residual.defined() && options.start_residual.dim() == 3 &&
+                              options.start_residual.size(0) == B && options.start_residual.size(1) == T &&
+                              options.start_residual.size(2) == config_.n_embd;
+        if (options.start_layer < 0 || options.start_layer >= config_.n_layer || !shape_ok || cache != nullptr) {
+            fail("start_layer {} needs a [{}, {}, {}] start_residual, a layer in 0..{} and no KV cache",
+                 options.start_layer, B, T, config_.n_embd, config_.n_layer - 1);
+        }
+    }
+    if (options.logit_positions.defined() &&
+        (options.logit_positions.sizes() != tokens.sizes() || options.last_position_only)) {
+        fail("logit_positions must have the tokens' shape [{}] and cannot be combined with last_position_only",
+             fmt::join(tokens.sizes(), ", "));
+    }
     if (cache != nullptr && cache->batch_size() != B) {
         fail("KV cache was made for batch size {} but the input has {} rows", cache->batch_size(), B);
     }
@@ -229,12 +243,18 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
     auto [cos_global, sin_global] = rope_tables(inv_freq_global_);
     auto [cos_local, sin_local] = rope_tables(inv_freq_local_);
 
-    // Embedding, scaled by sqrt(H) in float32 (the head reuses the unscaled table).
-    const float embed_scale = std::sqrt(static_cast<float>(config_.n_embd));
-    torch::Tensor x = torch::embedding(weights_.token_embd, tokens).to(torch::kFloat32) * embed_scale;  // [B, T, H]
-    x = run_hook("hook_embed", x);
+    // Embedding, scaled by sqrt(H) in float32 (the head reuses the unscaled table), or the
+    // caller's residual when the pass starts at a later layer.
+    torch::Tensor x;
+    if (options.start_layer == 0) {
+        const float embed_scale = std::sqrt(static_cast<float>(config_.n_embd));
+        x = torch::embedding(weights_.token_embd, tokens).to(torch::kFloat32) * embed_scale;  // [B, T, H]
+        x = run_hook("hook_embed", x);
+    } else {
+        x = options.start_residual;
+    }
 
-    for (int64_t il = 0; il < config_.n_layer; ++il) {
+    for (int64_t il = options.start_layer; il < config_.n_layer; ++il) {
         const Gemma3Layer& layer = weights_.layers[il];
         const LayerHookNames& names = hook_names_[il];
         const bool sliding = config_.is_sliding(il);
@@ -290,6 +310,8 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
 
     if (options.last_position_only) {
         x = x.narrow(1, T - 1, 1);
+    } else if (options.logit_positions.defined()) {
+        x = x.reshape({B * T, -1}).index_select(0, options.logit_positions.reshape({-1}).nonzero().squeeze(1));
     }
     torch::Tensor h = run_hook("ln_final.hook_normalized", rms_norm(x, weights_.output_norm));
     torch::Tensor logits = matmul_weight(h, weights_.token_embd);  // [B, T, V]

@@ -323,14 +323,9 @@ HeldoutLoss heldout_loss(CausalLM& model, const LoraAdapter& adapter, const std:
         ForwardOptions options;
         options.attention_mask = batch.attention_mask;
         options.adapter = &adapter;
-        torch::Tensor logits = model.forward(batch.input_ids, options);
-        // The logits at position t predict token t + 1, and loss_mask marks the targets.
-        torch::Tensor log_probs = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat32), -1);
-        torch::Tensor targets = batch.input_ids.slice(1, 1).unsqueeze(2);
-        torch::Tensor picked = log_probs.gather(2, targets).squeeze(2);
-        torch::Tensor mask = batch.loss_mask.slice(1, 1);
-        loss_sum -= (picked * mask).sum().item<double>();
-        trained += mask.sum().item<int64_t>();
+        options.logit_positions = scoring_positions(batch);
+        loss_sum += trained_token_loss_sum(model.forward(batch.input_ids, options), batch).item<double>();
+        trained += batch.trained_tokens;
     }
     HeldoutLoss result;
     result.step = step;

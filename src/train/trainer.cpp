@@ -72,19 +72,26 @@ std::string optimizer_state_key(const torch::Tensor& parameter) {
     return c10::guts::to_string(parameter.unsafeGetTensorImpl());
 }
 
-// Mean token CE summed over the trained positions of one batch (logits at i - 1 score token i).
-torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& batch) {
-    const int64_t vocab = logits.size(-1);
-    torch::Tensor predictions = logits.slice(1, 0, logits.size(1) - 1).reshape({-1, vocab});
-    torch::Tensor targets = batch.input_ids.slice(1, 1).reshape({-1});
-    torch::Tensor mask = batch.loss_mask.slice(1, 1).reshape({-1});
-    torch::Tensor positions = mask.nonzero().squeeze(1);
-    torch::Tensor log_probs = torch::log_softmax(predictions.index_select(0, positions), -1);
-    torch::Tensor picked = log_probs.gather(1, targets.index_select(0, positions).unsqueeze(1)).squeeze(1);
-    return -(picked * mask.index_select(0, positions)).sum();
+}  // namespace
+
+// [B, T] bool: the positions whose logits score a trained token (logits at i - 1 score token i).
+torch::Tensor scoring_positions(const Batch& batch) {
+    torch::Tensor positions = torch::zeros(batch.loss_mask.sizes(), torch::kBool);
+    positions.slice(1, 0, -1).copy_(batch.loss_mask.slice(1, 1) != 0);
+    return positions;
 }
 
-}  // namespace
+// Token CE summed over the trained positions of one batch, weighted by the loss mask. `logits`
+// holds the scoring positions only ([n, V], row-major), as the forward pass returns them when
+// given scoring_positions(batch).
+torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& batch) {
+    torch::Tensor trained = batch.loss_mask.slice(1, 1) != 0;
+    torch::Tensor targets = batch.input_ids.slice(1, 1).masked_select(trained);
+    torch::Tensor weights = batch.loss_mask.slice(1, 1).masked_select(trained);
+    torch::Tensor log_probs = torch::log_softmax(logits, -1);
+    torch::Tensor picked = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1);
+    return -(picked * weights).sum();
+}
 
 void install_stop_signal_handlers() {
     struct sigaction action {};
@@ -248,6 +255,7 @@ double Trainer::accumulate(const Window& window) {
         ForwardOptions options;
         options.attention_mask = batch.attention_mask;
         options.adapter = &adapter_;
+        options.logit_positions = scoring_positions(batch);
         torch::Tensor logits = model_.forward(batch.input_ids, options);
         torch::Tensor summed = trained_token_loss_sum(logits, batch);
         (summed / normaliser).backward();

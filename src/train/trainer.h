@@ -148,6 +148,14 @@ private:
 // when there is none.
 std::string latest_checkpoint(const std::string& output_dir);
 
+// [B, T] bool: the positions whose logits score a trained token (logits at i - 1 score token
+// i). Passed as ForwardOptions::logit_positions so that the vocabulary head runs there only.
+torch::Tensor scoring_positions(const Batch& batch);
+
+// Token cross-entropy summed over the trained tokens of `batch`, weighted by its loss mask.
+// `logits` ([n, V]) is the output of a forward pass given scoring_positions(batch).
+torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& batch);
+
 // Stop requests: SIGTERM and SIGINT set a flag that train() checks after each step, so the
 // run writes a checkpoint and returns instead of dying mid-step.
 void install_stop_signal_handlers();
