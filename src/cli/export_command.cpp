@@ -1,5 +1,7 @@
 // `subzero export MODEL --out FILE.gguf`: writes the model as a GGUF that llama.cpp, Ollama
-// and Docker Model Runner load, and with --hf-dir also as a Hugging Face folder.
+// and Docker Model Runner load, and with --hf-dir also as a Hugging Face folder. With --atlas
+// and --adapter the atlas surgery and the trained LoRA adapter are merged into the weights
+// first, and --peft-out writes both as one PEFT adapter for the unmodified base.
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -12,6 +14,7 @@
 #include "cli/generation_flags.h"
 #include "core/error.h"
 #include "export/export.h"
+#include "export/merge.h"
 #include "model/loader.h"
 
 namespace sz::cli {
@@ -25,6 +28,9 @@ struct ExportCommandOptions {
     std::string hf_dir;
     std::string hf_outtype = "bf16";
     std::string name;
+    std::string atlas;
+    std::string adapter;
+    std::string peft_out;
 };
 
 void run_export(const ExportCommandOptions& command) {
@@ -34,8 +40,11 @@ void run_export(const ExportCommandOptions& command) {
     options.hf_dir = command.hf_dir;
     options.hf_type = parse_weight_type(command.hf_outtype);
     options.metadata.name = command.name;
-    if (options.gguf_path.empty() && options.hf_dir.empty()) {
-        fail("export needs --out FILE.gguf, --hf-dir DIR, or both");
+    if (options.gguf_path.empty() && options.hf_dir.empty() && command.peft_out.empty()) {
+        fail("export needs --out FILE.gguf, --hf-dir DIR, --peft-out DIR, or several of them");
+    }
+    if (!command.peft_out.empty() && command.atlas.empty() && command.adapter.empty()) {
+        fail("--peft-out needs --atlas, --adapter or both: without them there is no change to write");
     }
     // Check the output locations before loading, which takes seconds for a large model.
     if (!options.gguf_path.empty()) {
@@ -44,12 +53,26 @@ void run_export(const ExportCommandOptions& command) {
     if (!options.hf_dir.empty() && !std::filesystem::exists(options.hf_dir)) {
         check_parent_folder(options.hf_dir, "--hf-dir");
     }
+    if (!command.peft_out.empty() && !std::filesystem::exists(command.peft_out)) {
+        check_parent_folder(command.peft_out, "--peft-out");
+    }
 
     log_to_stderr();
     const auto start = std::chrono::steady_clock::now();
     spdlog::info("loading {}", command.model);
     LoadedModel loaded = load_model(command.model);
-    export_model(loaded, options);
+    Tuning tuning = read_tuning(loaded, {command.atlas, command.adapter});
+    if (!command.peft_out.empty()) {
+        write_combined_peft_adapter(loaded, tuning, command.peft_out);
+    }
+    if (tuning.atlas || tuning.adapter) {
+        merge_tuning(loaded, tuning);
+        spdlog::info("merged{}{} into the weights", tuning.atlas ? " the atlas surgery" : "",
+                     tuning.adapter ? (tuning.atlas ? " and the adapter" : " the adapter") : "");
+    }
+    if (!options.gguf_path.empty() || !options.hf_dir.empty()) {
+        export_model(loaded, options);
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     spdlog::info("export finished in {:.1f} s", seconds);
 }
@@ -75,6 +98,12 @@ void add_export_command(CLI::App& app) {
     command->add_option("--hf-outtype", options->hf_outtype, "Storage type of the Hugging Face weights")
         ->check(CLI::IsMember({"bf16", "f32"}))
         ->capture_default_str();
+    command->add_option("--atlas", options->atlas,
+                        "Atlas folder of `subzero locate`: apply its surgery before export (must match MODEL)");
+    command->add_option("--adapter", options->adapter,
+                        "LoRA adapter folder (PEFT layout, e.g. a `subzero train` run's adapter/) to merge");
+    command->add_option("--peft-out", options->peft_out,
+                        "Also write the atlas surgery and the adapter as one PEFT adapter for the unmodified MODEL");
     command->add_option("--name", options->name, "Model name written into the files (default: the source model's name)");
     command->callback([options] { run_export(*options); });
 }

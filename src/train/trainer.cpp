@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fnv_hash.h"
 #include "formats/safetensors.h"
 
 namespace sz {
@@ -39,23 +40,8 @@ uint64_t mix_seed(uint64_t seed, uint64_t counter) {
     return z ^ (z >> 31);
 }
 
-// FNV-1a, 64-bit: detects torn or bit-flipped checkpoint files; not a cryptographic hash.
-class Fnv1a64 {
-public:
-    void update(const void* data, size_t size) {
-        const auto* bytes = static_cast<const uint8_t*>(data);
-        for (size_t i = 0; i < size; ++i) {
-            hash_ = (hash_ ^ bytes[i]) * 0x100000001B3ULL;
-        }
-    }
-    void update(const std::string& text) { update(text.data(), text.size() + 1); }  // with the NUL
-    std::string hex() const { return fmt::format("{:016x}", hash_); }
-
-private:
-    uint64_t hash_ = 0xCBF29CE484222325ULL;
-};
-
-// Checksum over the state JSON text and every tensor's name, shape and float32 bytes.
+// Checksum over the state JSON text (FNV-1a detects torn or bit-flipped files; it is not a
+// cryptographic hash) and every tensor's name, shape and float32 bytes.
 std::string checkpoint_checksum(const std::string& state, const std::map<std::string, torch::Tensor>& tensors) {
     Fnv1a64 hash;
     hash.update(state);
