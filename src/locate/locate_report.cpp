@@ -242,10 +242,23 @@ std::string composite_curve(const ProjectionView& pv) {
     chart.y_label = "composite score";
     chart.width = 370;
     chart.height = 230;
+    // The head of the curve holds the knee and the selection; the long flat tail is cut at
+    // three times the furthest of them (at least 60 ranks) so that the knee is not squeezed
+    // against the y axis.
+    size_t shown = std::max<size_t>(60, 3 * static_cast<size_t>(pv.knee));
+    for (size_t rank = 0; rank < pv.order.size(); ++rank) {
+        if (std::find(pv.selected.begin(), pv.selected.end(), pv.order[rank]) != pv.selected.end()) {
+            shown = std::max(shown, 3 * (rank + 1));
+        }
+    }
+    shown = std::min(shown, pv.order.size());
+    if (shown < pv.order.size()) {
+        chart.x_label = fmt::format("rank by composite score (first {} of {})", shown, pv.order.size());
+    }
     svg::Series curve;
     curve.name = "composite";
     curve.color = svg::palette_color(0);
-    for (size_t rank = 0; rank < pv.order.size(); ++rank) {
+    for (size_t rank = 0; rank < shown; ++rank) {
         curve.x.push_back(static_cast<double>(rank + 1));
         curve.y.push_back(pv.composite[pv.order[rank]]);
     }
@@ -253,7 +266,7 @@ std::string composite_curve(const ProjectionView& pv) {
     chosen.name = "selected";
     chosen.color = svg::palette_color(2);
     chosen.style = svg::SeriesStyle::markers;
-    for (size_t rank = 0; rank < pv.order.size(); ++rank) {
+    for (size_t rank = 0; rank < shown; ++rank) {
         if (std::find(pv.selected.begin(), pv.selected.end(), pv.order[rank]) != pv.selected.end()) {
             chosen.x.push_back(static_cast<double>(rank + 1));
             chosen.y.push_back(pv.composite[pv.order[rank]]);
@@ -368,7 +381,7 @@ std::string fence_chart(const LocateView& view) {
     svg::BarChart chart;
     chart.title = "Capability fence: damage of ablating each axis";
     chart.category_label = "basis row (layer, projection, axis)";
-    chart.value_label = "max loss change over the fence corpora (nats)";
+    chart.value_label = "damage (nats)";
     chart.width = 1100;
     svg::BarSeries damage;
     damage.color = kPassColor;
@@ -607,8 +620,9 @@ void write_locate_report(const Atlas& atlas, const nlohmann::json& timings, cons
     if (view.fence_ran) {
         report.add_section("Capability fence", "fence");
         report.add_svg(fence_chart(view));
-        report.add_caption(fmt::format("An axis is rejected when its damage exceeds {} nats or {} times its explained "
-                                       "variance; rejected axes keep their full gain.",
+        report.add_caption(fmt::format("Damage is the largest absolute change of the mean loss over the fence corpora "
+                                       "when the axis is ablated. An axis is rejected when its damage exceeds {} nats or "
+                                       "{} times its explained variance. Rejected axes keep their full gain.",
                                        view.fence_max_damage, view.fence_max_damage_ratio));
     }
     if (!timings.empty()) {

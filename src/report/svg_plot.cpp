@@ -20,7 +20,9 @@ constexpr const char* kGridColor = "#ececec";
 constexpr const char* kTextColor = "#333333";
 constexpr const char* kMutedColor = "#666666";
 // Average advance of a character of the 11-12 px sans-serif labels, used to size margins.
-constexpr double kCharWidth = 6.6;
+constexpr double kCharWidth = 6.2;
+// A white outline drawn under the glyphs, so a marker label stays readable over bars and lines.
+constexpr const char* kHalo = "stroke=\"#ffffff\" stroke-width=\"3\" stroke-opacity=\"0.85\" paint-order=\"stroke\"";
 constexpr double kTitleHeight = 30.0;
 constexpr double kLegendRowHeight = 18.0;
 constexpr double kNoteRowHeight = 15.0;
@@ -74,6 +76,7 @@ struct LegendEntry {
     std::string color;
     bool swatch_is_box = false;  // box for bands and bars, short line for series
     bool dashed = false;
+    bool swatch_is_dot = false;  // for point series
 };
 
 // Lays legend entries out in rows no wider than max_width; returns the row count.
@@ -103,7 +106,9 @@ void draw_legend(SvgBuilder& svg, const std::vector<LegendEntry>& entries, doubl
             x = 0.0;
             y += kLegendRowHeight;
         }
-        if (entry.swatch_is_box) {
+        if (entry.swatch_is_dot) {
+            svg.circle(left + x + 9.0, y - 4.0, 3.2, fmt::format("fill=\"{}\"", escape_xml(entry.color)));
+        } else if (entry.swatch_is_box) {
             svg.rect(left + x, y - 9.0, 18.0, 10.0, fmt::format("fill=\"{}\" stroke=\"#bbbbbb\" stroke-width=\"0.5\"",
                                                                 escape_xml(entry.color)));
         } else {
@@ -375,7 +380,8 @@ std::string render(const LineChart& chart) {
     for (size_t i = 0; i < chart.series.size(); ++i) {
         const Series& series = chart.series[i];
         if (!series.name.empty()) {
-            legend.push_back({series.name, series.color.empty() ? palette_color(i) : series.color, false, series.dashed});
+            legend.push_back({series.name, series.color.empty() ? palette_color(i) : series.color, false, series.dashed,
+                              series.style == SeriesStyle::markers});
         }
     }
     std::map<std::string, std::string> band_colors;
@@ -386,7 +392,7 @@ std::string render(const LineChart& chart) {
             band_colors[range.label] = range.color.empty() ? palette_color(band_order.size()) : range.color;
             band_order.push_back(range.label);
             if (!range.label.empty()) {
-                legend.push_back({range.label, band_colors[range.label], true, false});
+                legend.push_back({range.label, band_colors[range.label], true, false, false});
             }
         }
     }
@@ -411,7 +417,21 @@ std::string render(const LineChart& chart) {
         return categorical ? chart.y_categories[i] : format_tick(y_ticks.values[i], y_ticks.step);
     };
     if (!x_range.empty()) {
-        x_ticks = nice_ticks(x_range.lo, x_range.hi, std::max(3, static_cast<int>(width / 110.0)));
+        x_ticks = nice_ticks(x_range.lo, x_range.hi, std::max(4, static_cast<int>(width / 80.0)));
+        // The x axis spans the data exactly, as step and rank axes read best that way, and keeps
+        // only the nice ticks inside it.
+        if (x_range.hi > x_range.lo) {
+            const double slack = (x_range.hi - x_range.lo) * 1e-9;
+            std::vector<double> inside;
+            for (double value : x_ticks.values) {
+                if (value >= x_range.lo - slack && value <= x_range.hi + slack) {
+                    inside.push_back(value);
+                }
+            }
+            x_ticks.min = x_range.lo;
+            x_ticks.max = x_range.hi;
+            x_ticks.values = inside;
+        }
     }
     double widest_y_label = 0.0;
     for (size_t i = 0; i < y_ticks.values.size(); ++i) {
@@ -522,7 +542,7 @@ std::string render(const LineChart& chart) {
         const double y = y_scale(marker.y);
         const std::string color = escape_xml(marker.color);
         svg.line(left, y, right, y, fmt::format("stroke=\"{}\" stroke-width=\"1.2\" stroke-dasharray=\"6 4\"", color));
-        svg.text(right - 4.0, y - 4.0, marker.label, fmt::format("text-anchor=\"end\" fill=\"{}\"", color));
+        svg.text(right - 4.0, y - 4.0, marker.label, fmt::format("text-anchor=\"end\" fill=\"{}\" {}", color, kHalo));
     }
     for (size_t i = 0; i < chart.vertical_markers.size(); ++i) {
         const VerticalMarker& marker = chart.vertical_markers[i];
@@ -532,7 +552,7 @@ std::string render(const LineChart& chart) {
         const double label_y = top + 12.0 + 13.0 * static_cast<double>(i % 3);
         const bool flip = x + 4.0 + text_width(marker.label) > right;
         svg.text(flip ? x - 4.0 : x + 4.0, label_y, marker.label,
-                 fmt::format("fill=\"{}\"{}", color, flip ? " text-anchor=\"end\"" : ""));
+                 fmt::format("fill=\"{}\" {}{}", color, kHalo, flip ? " text-anchor=\"end\"" : ""));
     }
     return svg.finish(chart.title);
 }
@@ -673,11 +693,11 @@ std::string render(const BarChart& chart) {
     for (size_t i = 0; i < chart.series.size(); ++i) {
         const BarSeries& series = chart.series[i];
         if (!series.name.empty()) {
-            legend.push_back({series.name, series.color.empty() ? palette_color(i) : series.color, true, false});
+            legend.push_back({series.name, series.color.empty() ? palette_color(i) : series.color, true, false, false});
         }
     }
     for (const auto& [label, color] : chart.extra_legend) {
-        legend.push_back({label, color, true, false});
+        legend.push_back({label, color, true, false, false});
     }
 
     double widest_category = 0.0;
@@ -818,10 +838,11 @@ std::string render(const BarChart& chart) {
         const std::string style = fmt::format("stroke=\"{}\" stroke-width=\"1.2\" stroke-dasharray=\"6 4\"", color);
         if (chart.horizontal) {
             svg.line(p, top, p, bottom, style);
-            svg.text(p + 4.0, top + 10.0, marker.label, fmt::format("fill=\"{}\"", color));
+            svg.text(p + 4.0, top + 10.0, marker.label, fmt::format("fill=\"{}\" {}", color, kHalo));
         } else {
             svg.line(left, p, right, p, style);
-            svg.text(right - 4.0, p - 4.0, marker.label, fmt::format("text-anchor=\"end\" fill=\"{}\"", color));
+            svg.text(right - 4.0, p - 4.0, marker.label,
+                     fmt::format("text-anchor=\"end\" fill=\"{}\" {}", color, kHalo));
         }
     }
     return svg.finish(chart.title);

@@ -19,8 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Weight of the exponential moving average that smooths the training loss. With 0.9 the
-// average spans about ten steps; the bias correction (divide by 1 - 0.9^t, as Adam does for
-// its moments) keeps the first steps from being pulled towards zero.
+// average spans about ten steps. Its bias correction divides by 1 - 0.9^t, as Adam does for
+// its moments, so the first steps are not pulled towards zero.
 constexpr double kLossSmoothing = 0.9;
 constexpr size_t kMaxLabelledModeChanges = 12;
 
@@ -390,7 +390,6 @@ void write_train_report(const std::string& train_dir, const std::string& html_pa
     lr_chart.height = 300;
     svg::Series lr = step_series(steps, "", [](const StepLine& s) { return s.lr; });
     lr.color = svg::palette_color(0);
-    lr.style = svg::SeriesStyle::step;
     lr_chart.series = {lr};
     lr_chart.ranges = bands;
     lr_chart.vertical_markers = mode_change_markers(spans, colors);
