@@ -405,6 +405,11 @@ TEST(ReportLocate, MarksKneeAndFence) {
     const std::string curve = svg_titled(html, "layer 3 gate");
     ASSERT_FALSE(curve.empty());
     EXPECT_NE(curve.find(">knee 3<"), std::string::npos);
+    // Layer 5 selected in up only, so its gate and down cells of the grid are empty charts.
+    // Layer 7 selected nothing and gets no row.
+    EXPECT_FALSE(svg_titled(html, "layer 5 gate: nothing selected").empty());
+    EXPECT_FALSE(svg_titled(html, "layer 5 down: nothing selected").empty());
+    EXPECT_TRUE(svg_titled(html, "layer 7 gate: nothing selected").empty());
 
     const std::string fence = svg_titled(html, "Capability fence: damage of ablating each axis");
     ASSERT_FALSE(fence.empty());

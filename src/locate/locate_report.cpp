@@ -57,7 +57,7 @@ std::string short_name(Projection projection) {
     return suffix == std::string::npos ? name : name.substr(0, suffix);
 }
 
-// What the report shows of one projection, in plain vectors.
+// Per-projection data that the report draws, copied out of the tensors.
 struct ProjectionView {
     const ProjectionAtlas* atlas = nullptr;
     std::string label;                 // "layer 5 gate"
@@ -242,8 +242,9 @@ std::string composite_curve(const ProjectionView& pv) {
     chart.y_label = "composite score";
     chart.width = 370;
     chart.height = 230;
-    // The head of the curve holds the knee and the selection; the long flat tail is cut at
-    // three times the furthest of them (at least 60 ranks) so that the knee is not squeezed
+
+    // The knee and the selection sit at the head of the curve. The long flat tail is cut at
+    // three times the furthest of them (at least 60 ranks), so the knee is not squeezed
     // against the y axis.
     size_t shown = std::max<size_t>(60, 3 * static_cast<size_t>(pv.knee));
     for (size_t rank = 0; rank < pv.order.size(); ++rank) {
@@ -255,6 +256,7 @@ std::string composite_curve(const ProjectionView& pv) {
     if (shown < pv.order.size()) {
         chart.x_label = fmt::format("rank by composite score (first {} of {})", shown, pv.order.size());
     }
+
     svg::Series curve;
     curve.name = "composite";
     curve.color = svg::palette_color(0);
@@ -262,6 +264,7 @@ std::string composite_curve(const ProjectionView& pv) {
         curve.x.push_back(static_cast<double>(rank + 1));
         curve.y.push_back(pv.composite[pv.order[rank]]);
     }
+
     svg::Series chosen;
     chosen.name = "selected";
     chosen.color = svg::palette_color(2);
@@ -273,10 +276,43 @@ std::string composite_curve(const ProjectionView& pv) {
         }
     }
     chart.series = {curve, chosen};
+
     if (pv.knee > 0) {
         chart.vertical_markers.push_back({static_cast<double>(pv.knee) + 0.5, fmt::format("knee {}", pv.knee), "#555555"});
     }
     return svg::render(chart);
+}
+
+// One chart per analysed projection, layer by layer, in the heat map's column order. A
+// projection the atlas leaves out gets an empty chart, so every row of the grid shows the same
+// projections.
+std::vector<std::string> composite_curves(const LocateView& view) {
+    std::vector<std::string> charts;
+    for (int64_t layer : view.layers) {
+        bool any = false;
+        for (Projection projection : view.columns) {
+            any = any || find_view(view, layer, projection) != nullptr;
+        }
+        if (!any) {
+            continue;
+        }
+        for (Projection projection : view.columns) {
+            const ProjectionView* pv = find_view(view, layer, projection);
+            if (pv != nullptr) {
+                charts.push_back(composite_curve(*pv));
+                continue;
+            }
+            svg::LineChart empty;
+            empty.title = fmt::format("layer {} {}: nothing selected", layer, short_name(projection));
+            empty.x_label = "rank by composite score";
+            empty.y_label = "composite score";
+            empty.width = 370;
+            empty.height = 230;
+            empty.empty_message = "scores not stored in the atlas";
+            charts.push_back(svg::render(empty));
+        }
+    }
+    return charts;
 }
 
 std::string coherence_heat_map(const LocateView& view) {
@@ -554,7 +590,6 @@ void write_locate_report(const Atlas& atlas, const nlohmann::json& timings, cons
         facts.emplace_back("total stage time", fmt::format("{:.1f} s", total_seconds(timings)));
     }
     report.add_key_values(facts);
-    report.add_preformatted(locate_summary(atlas, timings));
 
     report.add_section("Selected directions", "selection");
     report.add_svg_grid({selected_heat_map(view, "Selected directions per layer and projection", "selected directions",
@@ -580,11 +615,7 @@ void write_locate_report(const Atlas& atlas, const nlohmann::json& timings, cons
     report.add_caption("Each projection's composite score of every singular direction, sorted in descending order. "
                        "The dashed line is the knee cut on this curve; dots are the directions finally selected "
                        "(after the causal gate).");
-    std::vector<std::string> curves;
-    for (const ProjectionView& pv : view.projections) {
-        curves.push_back(composite_curve(pv));
-    }
-    report.add_svg_grid(curves);
+    report.add_svg_grid(composite_curves(view));
 
     bool any_coherence = false;
     bool any_causal = false;
@@ -636,6 +667,9 @@ void write_locate_report(const Atlas& atlas, const nlohmann::json& timings, cons
         }
         report.add_table({"stage", "name", "time", "cached", "detail"}, stages);
     }
+
+    report.add_section("Text summary", "text");
+    report.add_preformatted(locate_summary(atlas, timings));
     report.write(html_path);
 }
 

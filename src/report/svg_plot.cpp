@@ -29,6 +29,8 @@ constexpr double kNoteRowHeight = 15.0;
 
 std::string px(double value) { return fmt::format("{:.1f}", value); }
 
+std::string fixed(double value, int decimals) { return fmt::format("{:.{}f}", value, std::max(decimals, 0)); }
+
 double text_width(const std::string& text) { return kCharWidth * static_cast<double>(text.size()); }
 
 // Collects the elements of one <svg> document.
@@ -77,6 +79,7 @@ struct LegendEntry {
     bool swatch_is_box = false;  // box for bands and bars, short line for series
     bool dashed = false;
     bool swatch_is_dot = false;  // for point series
+    double opacity = 1.0;
 };
 
 // Lays legend entries out in rows no wider than max_width; returns the row count.
@@ -113,8 +116,8 @@ void draw_legend(SvgBuilder& svg, const std::vector<LegendEntry>& entries, doubl
                                                                 escape_xml(entry.color)));
         } else {
             svg.line(left + x, y - 4.0, left + x + 18.0, y - 4.0,
-                     fmt::format("stroke=\"{}\" stroke-width=\"2.5\"{}", escape_xml(entry.color),
-                                 entry.dashed ? " stroke-dasharray=\"5 3\"" : ""));
+                     fmt::format("stroke=\"{}\" stroke-width=\"2.5\" stroke-opacity=\"{}\"{}", escape_xml(entry.color),
+                                 fixed(entry.opacity, 2), entry.dashed ? " stroke-dasharray=\"5 3\"" : ""));
         }
         svg.text(left + x + 24.0, y, entry.label);
         x += w;
@@ -181,7 +184,6 @@ std::string css_color(const Rgb& c) {
                        static_cast<int>(std::lround(c.b)));
 }
 
-std::string fixed(double value, int decimals) { return fmt::format("{:.{}f}", value, std::max(decimals, 0)); }
 
 }  // namespace
 
@@ -381,7 +383,7 @@ std::string render(const LineChart& chart) {
         const Series& series = chart.series[i];
         if (!series.name.empty()) {
             legend.push_back({series.name, series.color.empty() ? palette_color(i) : series.color, false, series.dashed,
-                              series.style == SeriesStyle::markers});
+                              series.style == SeriesStyle::markers, series.opacity});
         }
     }
     std::map<std::string, std::string> band_colors;
@@ -439,7 +441,8 @@ std::string render(const LineChart& chart) {
     }
 
     const int rows = legend_rows(legend, width - 24.0);
-    const double left = 34.0 + widest_y_label;
+    // A common minimum keeps the plot areas of charts stacked on one page aligned.
+    const double left = std::max(70.0, 34.0 + widest_y_label);
     const double right = width - 18.0;
     const double top = kTitleHeight + (rows > 0 ? rows * kLegendRowHeight + 8.0 : 6.0);
     const double bottom_extra = 46.0 + kNoteRowHeight * static_cast<double>(notes.size());
@@ -458,7 +461,7 @@ std::string render(const LineChart& chart) {
 
     if (drawable == 0) {
         svg.rect(left, top, right - left, bottom - top, fmt::format("fill=\"none\" stroke=\"{}\"", kAxisColor));
-        svg.text((left + right) / 2.0, (top + bottom) / 2.0, "no data",
+        svg.text((left + right) / 2.0, (top + bottom) / 2.0, chart.empty_message,
                  fmt::format("text-anchor=\"middle\" fill=\"{}\" font-size=\"13\"", kMutedColor));
         return svg.finish(chart.title);
     }

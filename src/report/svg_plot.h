@@ -28,11 +28,12 @@ struct AxisTicks {
     std::vector<double> values;
 };
 
-// Heckbert's "nice number": the value of 1, 2, 5 or 10 times a power of ten closest to x
-// (round = true) or the smallest one at least x (round = false). x must be positive.
+// Heckbert's nice number: the value of 1, 2, 5 or 10 times a power of ten closest to x
+// (round = true, with cut-offs 1.5, 3 and 7) or the smallest one at least x (round = false).
+// x must be positive.
 double nice_number(double x, bool round);
 
-// Nice ticks for data in [lo, hi] with about target_count ticks (Heckbert, Graphics Gems 1990):
+// Nice ticks for data in [lo, hi] with about target_count ticks, by Heckbert's labelling rule:
 // range = nice_number(hi - lo, false), step = nice_number(range / (target_count - 1), true),
 // min = floor(lo / step) * step and max = ceil(hi / step) * step. A zero-width range is
 // widened to lo - 1 .. lo + 1 for lo = 0, otherwise by half of |lo| each side.
@@ -102,6 +103,7 @@ struct LineChart {
     std::vector<VerticalMarker> vertical_markers;
     std::vector<HorizontalMarker> horizontal_markers;
     std::vector<ShadedRange> ranges;
+    std::string empty_message = "no data";  // shown when nothing can be drawn
     int width = 720;   // px
     int height = 320;  // px
 };

@@ -141,8 +141,8 @@ std::vector<ModeSpan> mode_spans(const std::vector<StepLine>& steps) {
     return spans;
 }
 
-// Fixed colours for the AECS modes so that every report reads the same; other modes (the
-// phases of the fixed schedules) take palette colours in order of appearance.
+// Fixed colours for the AECS modes, so that every report reads the same. Other modes, such as
+// the phases of the fixed schedules, take palette colours in order of appearance.
 std::map<std::string, std::string> mode_colors(const std::vector<ModeSpan>& spans) {
     std::map<std::string, std::string> colors = {
         {"BASELINE", "#9aa5b1"}, {"RECOVERY", "#e15759"}, {"EXPLORE", "#59a14f"}, {"STABILIZE", "#f28e2b"}};
@@ -312,8 +312,9 @@ void write_train_report(const std::string& train_dir, const std::string& html_pa
         facts.emplace_back("data", json_text(config, "data"));
         const std::string atlas = json_text(config, "atlas");
         facts.emplace_back("atlas", atlas.empty() ? "none (no surgery, no lock)" : atlas);
-        facts.emplace_back("scheduler", fmt::format("{} {}", json_text(config, "scheduler"),
-                                                    json_text(config, "scheduler_options")));
+        const std::string options = json_text(config, "scheduler_options");
+        facts.emplace_back("scheduler", fmt::format("{}, {}", json_text(config, "scheduler"),
+                                                    options.empty() || options == "{}" ? "default options" : options));
         facts.emplace_back("learning rate", json_text(config, "learning_rate"));
         facts.emplace_back("LoRA", fmt::format("rank {}, alpha {}, targets {}", json_text(config, "rank"),
                                                json_text(config, "alpha"),
@@ -478,7 +479,7 @@ void write_train_report(const std::string& train_dir, const std::string& html_pa
             svg::LineChart leak_chart;
             leak_chart.title = "Largest leak into the locked subspace";
             leak_chart.x_label = "optimizer step";
-            leak_chart.y_label = "leak ratio (leak norm / update norm)";
+            leak_chart.y_label = "leak ratio";
             leak_chart.log_y = true;
             leak_chart.width = 1100;
             leak_chart.height = 260;
@@ -486,6 +487,8 @@ void write_train_report(const std::string& train_dir, const std::string& html_pa
             leak.color = svg::palette_color(6);
             leak_chart.series = {leak};
             report.add_svg(svg::render(leak_chart));
+            report.add_caption("Norm of the LoRA update's component inside the locked subspace divided by the "
+                               "norm of the whole update, for the projection where it is largest.");
         }
         if (lock.is_object() && lock.contains("projections") && lock["projections"].is_array()) {
             std::vector<nlohmann::json> entries(lock["projections"].begin(), lock["projections"].end());
