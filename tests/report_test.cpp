@@ -68,6 +68,7 @@ std::string xml_parse_errors(const std::vector<std::string>& documents) {
         write_text(path, documents[i]);
         paths += " '" + path + "'";
     }
+
     const std::string script = dir + "/check.py";
     write_text(script,
                "import sys, xml.dom.minidom\n"
@@ -76,6 +77,7 @@ std::string xml_parse_errors(const std::vector<std::string>& documents) {
                "        xml.dom.minidom.parse(p)\n"
                "    except Exception as e:\n"
                "        print(p, e)\n");
+
     const std::string command = "python3 '" + script + "'" + paths + " 2>&1";
     FILE* pipe = popen(command.c_str(), "r");
     if (pipe == nullptr) {
@@ -446,6 +448,20 @@ TEST(ReportLocate, SummaryTableAndTimings) {
     EXPECT_NE(summary.find("blocks.3.mlp.gate_proj"), std::string::npos);
     EXPECT_NE(summary.find("(cached)"), std::string::npos);
     EXPECT_NE(summary.find("1.75 s"), std::string::npos);  // total of 1.5 and 0.25
+}
+
+TEST(ReportLocate, EmptyAtlasRenders) {
+    Atlas atlas;
+    atlas.metadata = {{"analysed_layers", {2.0, 4.0}}, {"config", {{"projections", {"gate_proj"}}}}};
+    const std::string dir = test::make_temp_dir("sz-report-locate");
+    write_locate_report(atlas, nlohmann::json::array(), dir + "/report.html");
+    const std::string html = read_text(dir + "/report.html");
+    EXPECT_EQ(heat_map_cells(svg_titled(html, "Selected directions per layer and projection")),
+              (std::vector<std::string>{"0", "0"}));
+    EXPECT_EQ(xml_parse_errors(svg_elements(html)), "");
+    EXPECT_NE(locate_summary(atlas, nlohmann::json::array()).find("0 selected directions in 0 projections"),
+              std::string::npos);
+    fs::remove_all(dir);
 }
 
 TEST(ReportLocate, ReadsAtlasFolder) {

@@ -35,7 +35,7 @@ void run_report(const ReportCommandOptions& command) {
     } else if (fs::exists(dir / "metrics.jsonl")) {
         write_train_report(command.dir, out);
     } else {
-        fail("'{}' holds neither atlas.json nor metrics.jsonl; pass the output folder of `subzero locate` or "
+        fail("'{}' contains neither atlas.json nor metrics.jsonl; pass the output folder of `subzero locate` or "
              "`subzero train`",
              command.dir);
     }
