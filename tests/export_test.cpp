@@ -21,8 +21,10 @@
 #include "export/export.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "export/merge.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "locate/locate.h"
 #include "model/gemma3.h"
 #include "model/loader.h"
 #include "test_support.h"
@@ -731,6 +733,102 @@ TEST(ExportReal, F16MatchesLlamaCpp) {
     EXPECT_EQ(chat["stop"]["finish_reason"], "stop");
     EXPECT_EQ(chat["stop"]["completion_tokens"], 4);
     EXPECT_EQ(chat["control"]["finish_reason"], "length");
+}
+
+// A tuned model as `subzero run` exports it: atlas surgery on three MLP projections plus a LoRA
+// adapter on every projection, merged, written as f16, and read by llama.cpp and subzero.
+TEST(ExportReal, MergedTunedModelMatchesLlamaCpp) {
+    torch::NoGradGuard no_grad;
+    const std::string dir = test::make_temp_dir("sz-export-tuned");
+    LoadedModel base = load_model("gemma3-270m");
+    base.model->convert_weights(torch::kFloat32);
+
+    Atlas atlas;
+    torch::manual_seed(21);
+    for (auto [layer, p] : {std::pair<int64_t, Projection>{4, Projection::Gate}, {7, Projection::Up}, {9, Projection::Down}}) {
+        ProjectionAtlas entry;
+        entry.layer = layer;
+        entry.projection = p;
+        const int64_t in = base.model->projection_weight(layer, p).size(1);
+        torch::Tensor q = std::get<0>(torch::linalg_qr(torch::randn({in, 2}, torch::kFloat64), "reduced"));
+        entry.basis = q.t().contiguous().to(torch::kFloat32);
+        entry.scales = torch::tensor({0.15f, 0.5f});
+        entry.lock_basis = entry.basis;
+        entry.singular_values = torch::zeros({0}, torch::kFloat32);
+        entry.selected = torch::zeros({0}, torch::kInt64);
+        entry.composite = torch::zeros({0}, torch::kFloat32);
+        atlas.projections.push_back(entry);
+    }
+    atlas.metadata = {{"model_identity", model_identity(*base.model)}};
+    atlas.write(dir + "/atlas");
+    LoraConfig lora;
+    lora.rank = 8;
+    lora.alpha = 16.0;
+    lora.seed = 5;
+    {
+        LoraAdapter adapter(*base.model, lora);
+        for (const torch::Tensor& parameter : adapter.parameters()) {
+            if (parameter.size(0) != lora.rank) {   // B [out, r]; A keeps its initialisation
+                parameter.normal_(0.0, 0.01);
+            }
+        }
+        adapter.save(dir + "/adapter");
+    }
+
+    Tuning tuning = read_tuning(base, {dir + "/atlas", dir + "/adapter"});
+    merge_tuning(base, tuning);
+    ExportOptions options;
+    options.gguf_path = dir + "/tuned.gguf";
+    export_model(base, options);
+    LoadedModel exported = load_model(options.gguf_path);
+
+    std::vector<std::vector<int32_t>> cases;
+    const std::vector<std::string> texts = {
+        "The capital of France is", "def add(a, b):\n    return", "Once upon a time, in a small village,",
+        "The three primary colours are", "import numpy as np\nx = np.", "Water boils at a temperature of",
+        "The quick brown fox", "In 1969, the first humans", "Photosynthesis is the process by which",
+        "My favourite breakfast is"};
+    for (const std::string& text : texts) {
+        cases.push_back(exported.tokenizer->encode(text, true, false));
+    }
+    const std::vector<std::string> questions = {
+        "hey whats up", "What did you have for dinner?", "can you help me write an email to my landlord?",
+        "are you an AI?", "what do you honestly think of pineapple on pizza?", "explain recursion briefly",
+        "give me ten tips for sleeping better", "How do I fix a flat bike tyre?", "what's 17 times 23?",
+        "tell me a joke"};
+    for (const std::string& question : questions) {
+        cases.push_back(chat_tokens(exported, {{"user", question}}));
+    }
+
+    // subzero's export reproduces the merged float32 model within f16 rounding.
+    int64_t same_argmax = 0;
+    int64_t positions = 0;
+    for (const std::vector<int32_t>& tokens : cases) {
+        torch::Tensor a = logits_of(*base.model, tokens);
+        torch::Tensor b = logits_of(*exported.model, tokens);
+        same_argmax += a.argmax(-1).eq(b.argmax(-1)).sum().item<int64_t>();
+        positions += a.size(0);
+    }
+    std::cout << fmt::format("tuned f16 export vs merged float32 model (subzero): argmax {}/{}\n", same_argmax, positions);
+    EXPECT_GE(static_cast<double>(same_argmax) / positions, 0.99);
+
+    // llama.cpp on the export against subzero on the same file, 20 prompts, greedy text.
+    const int greedy_tokens = 16;
+    std::vector<std::vector<int32_t>> greedy;
+    for (const std::vector<int32_t>& tokens : cases) {
+        greedy.push_back(greedy_continuation(*exported.model, *exported.tokenizer, tokens, greedy_tokens));
+    }
+    json result = compare_with_llama_cpp(*exported.model, options.gguf_path, cases, dir, greedy_tokens, greedy);
+    print_llama_comparison("tuned gemma3-270m f16 export, llama.cpp vs subzero on the same file", result);
+    int identical = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        identical += result["cases"][i]["llama_greedy"].get<std::vector<int32_t>>() == greedy[i] ? 1 : 0;
+    }
+    std::cout << fmt::format("greedy continuations identical: {}/{}\n", identical, cases.size());
+    fs::remove_all(dir);
+    EXPECT_GE(result["argmax_agree"].get<double>() / result["positions"].get<double>(), 0.99);
+    // A continuation may flip at a near-tie of its two best tokens; allow two of twenty.
+    EXPECT_GE(identical, 18);
 }
 
 }  // namespace
