@@ -13,5 +13,6 @@ void add_inspect_command(CLI::App& app);
 void add_locate_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace sz::cli

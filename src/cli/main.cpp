@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     sz::cli::add_locate_command(app);
     sz::cli::add_export_command(app);
     sz::cli::add_train_command(app);
+    sz::cli::add_eval_command(app);
 
     try {
         app.parse(argc, argv);
