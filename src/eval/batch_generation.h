@@ -1,5 +1,5 @@
 // Replies to many prompts, decoded several rows at a time. The single-row Generator
-// (generation/generator.h) streams every weight once per token; the decode kernel serves up
+// (generation/generator.h) streams every weight once per token. The decode kernel serves up
 // to 8 rows in that same pass, so a batch of 8 costs about as much per step as one row.
 #pragma once
 
@@ -33,8 +33,8 @@ struct BatchReply {
     StopReason stop_reason = StopReason::Length;
 };
 
-// Generates one reply per prompt (token ids, BOS included). Rows are left-padded with
-// `pad_id`, which never reaches attention. A row stops at an end-of-generation token or at
+// Generates one reply per prompt (token ids, BOS included). Rows are left-padded with the
+// vocabulary's pad token, which the attention mask hides. A row stops at an end-of-generation token or at
 // max_new_tokens; the batch stops when every row has. Throws sz::Error for an empty prompt.
 std::vector<BatchReply> generate_replies(CausalLM& model, const Tokenizer& tokenizer,
                                          const std::vector<std::vector<int32_t>>& prompts,

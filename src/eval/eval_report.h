@@ -9,7 +9,7 @@
 
 namespace sz {
 
-// Where the KL divergence is measured, as written in the table and in eval.json.
+// Description of the positions the KL divergence averages over, as written in eval.json.
 extern const char* const kKlPositionsDescription;
 
 nlohmann::json report_json(const EvalReport& report);

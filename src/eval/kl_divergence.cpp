@@ -8,7 +8,7 @@ namespace sz {
 
 torch::Tensor kl_per_position(const torch::Tensor& base_logits, const torch::Tensor& tuned_logits) {
     SZ_ASSERT(base_logits.sizes() == tuned_logits.sizes() && base_logits.dim() == 2);
-    // Float64, because at a KL near zero the float32 sum over 262k terms is mostly rounding.
+    // Float64, so that a KL near zero is not lost in the rounding of a 262k-term float32 sum.
     // Chunks of 32 positions keep each float64 temporary near 64 MiB at V = 262144.
     constexpr int64_t kChunk = 32;
     const int64_t n = base_logits.size(0);

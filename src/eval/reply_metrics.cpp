@@ -98,6 +98,7 @@ TextSummary summarize_replies(const std::vector<ReplyMetrics>& replies, size_t m
     if (replies.empty()) {
         return s;
     }
+
     int64_t lowercase = 0;
     int64_t letters = 0;
     for (const ReplyMetrics& r : replies) {
@@ -113,6 +114,7 @@ TextSummary summarize_replies(const std::vector<ReplyMetrics>& replies, size_t m
             s.marker_totals[i] += r.marker_counts[i];
         }
     }
+
     const double n = static_cast<double>(replies.size());
     s.marker_hits_per_reply /= n;
     s.replies_with_marker /= n;
