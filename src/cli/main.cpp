@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     sz::cli::add_train_command(app);
     sz::cli::add_run_command(app);
     sz::cli::add_report_command(app);
+    sz::cli::add_eval_command(app);
 
     try {
         app.parse(argc, argv);

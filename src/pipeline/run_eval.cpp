@@ -1,19 +1,136 @@
 #include "pipeline/run_eval.h"
 
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "eval/eval_report.h"
+#include "eval/eval_run.h"
+#include "pipeline/run_config.h"
+#include "report/html_report.h"
 
 namespace sz {
 
-// TODO: placeholder until the eval command lands; the run stops after export.
-void check_eval_settings(const nlohmann::json& settings, const std::string& source) {}
+namespace fs = std::filesystem;
 
-std::string run_eval_stage(const std::string&, const std::string&, const std::string&, const nlohmann::json&, uint64_t,
-                           const std::string&) {
-    fail("eval is not built yet");
+namespace {
+
+// Applies the run config's "eval" object to `config`. Paths resolve like the run config's own.
+void apply_settings(EvalConfig& config, const nlohmann::json& settings, const std::string& source,
+                    const std::string& config_dir) {
+    auto number = [&](const std::string& key, const nlohmann::json& value) {
+        if (!value.is_number()) {
+            fail("{}: '{}' must be a number, got {}", source, key, value.dump());
+        }
+        return value.get<double>();
+    };
+    auto integer = [&](const std::string& key, const nlohmann::json& value) {
+        if (!value.is_number_integer()) {
+            fail("{}: '{}' must be an integer, got {}", source, key, value.dump());
+        }
+        return value.get<int64_t>();
+    };
+    auto path = [&](const std::string& key, const nlohmann::json& value) {
+        if (!value.is_string()) {
+            fail("{}: '{}' must be a file name, got {}", source, key, value.dump());
+        }
+        return resolve_input_path(value.get<std::string>(), config_dir, source + "." + key);
+    };
+    for (const auto& [key, value] : settings.items()) {
+        if (key == "limit") {
+            config.limit = integer(key, value);
+        } else if (key == "max_new_tokens") {
+            config.max_new_tokens = integer(key, value);
+        } else if (key == "batch_size") {
+            config.batch_size = integer(key, value);
+        } else if (key == "prompts") {
+            config.prompts = path(key, value);
+        } else if (key == "neutral") {
+            config.neutral = path(key, value);
+        } else if (key == "markers") {
+            config.markers = path(key, value);
+        } else if (key == "temp") {
+            config.sampling.temp = static_cast<float>(number(key, value));
+        } else if (key == "min_p") {
+            config.sampling.min_p = static_cast<float>(number(key, value));
+        } else if (key == "top_p") {
+            config.sampling.top_p = static_cast<float>(number(key, value));
+        } else if (key == "top_k") {
+            config.sampling.top_k = static_cast<int32_t>(integer(key, value));
+        } else if (key == "repeat_penalty") {
+            config.sampling.repeat_penalty = static_cast<float>(number(key, value));
+        } else {
+            fail("{}: unknown key '{}'; known keys: limit, max_new_tokens, batch_size, prompts, neutral, markers, "
+                 "temp, min_p, top_p, top_k, repeat_penalty",
+                 source, key);
+        }
+    }
 }
 
-std::string eval_table_from_dir(const std::string&) { return ""; }
+EvalConfig eval_config(const nlohmann::json& settings, const std::string& source) {
+    EvalConfig config;
+    config.neutral = resolve_input_path(config.neutral, "", source + ".neutral");
+    config.markers = resolve_input_path(config.markers, "", source + ".markers");
+    config.heldout = resolve_input_path(config.heldout, "", source + ".heldout");
+    apply_settings(config, settings, source, "");
+    return config;
+}
 
-void write_run_report(const std::string&, const nlohmann::json&) {}
+}  // namespace
+
+void check_eval_settings(const nlohmann::json& settings, const std::string& source) {
+    eval_config(settings, source).validate();
+}
+
+std::string run_eval_stage(const std::string& base, const std::string& tuned, const std::string& heldout,
+                           const nlohmann::json& settings, uint64_t seed, const std::string& out_dir) {
+    EvalConfig config = eval_config(settings, "run config: eval");
+    config.base = base;
+    config.tuned = tuned;
+    if (!heldout.empty()) {
+        config.heldout = heldout;
+    }
+    config.out_dir = out_dir;
+    config.sampling.seed = static_cast<uint32_t>(seed);
+    EvalReport report = run_eval(config);
+    const std::string table = metrics_table(report);
+    write_file_atomically((fs::path(out_dir) / "table.txt").string(), table);
+    return table;
+}
+
+std::string eval_table_from_dir(const std::string& out_dir) {
+    std::ifstream in(fs::path(out_dir) / "table.txt");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_run_report(const std::string& out, const nlohmann::json& state) {
+    HtmlReport report("subzero run", out);
+    report.add_section("Stages", "stages");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [name, stage] : state.value("stages", nlohmann::json::object()).items()) {
+        rows.push_back({name, stage.value("status", ""), fmt::format("{:.1f}", stage.value("seconds", 0.0))});
+    }
+    report.add_table({"stage", "status", "seconds (last run)"}, rows);
+    std::vector<std::pair<std::string, std::string>> links;
+    for (const auto& [text, href] : {std::pair<std::string, std::string>{"locate report", "atlas/report.html"},
+                                     {"training report", "train/report.html"},
+                                     {"replies, base and tuned side by side", "eval/replies.md"},
+                                     {"eval metrics (JSON)", "eval/eval.json"}}) {
+        if (fs::exists(fs::path(out) / href)) {
+            links.emplace_back(text, href);
+        }
+    }
+    report.add_links(links);
+    const std::string table = eval_table_from_dir((fs::path(out) / "eval").string());
+    if (!table.empty()) {
+        report.add_section("Base against tuned", "eval");
+        report.add_preformatted(table);
+    }
+    report.add_section("Config", "config");
+    report.add_preformatted(state.value("config", nlohmann::json::object()).dump(2));
+    report.write((fs::path(out) / "report.html").string());
+}
 
 }  // namespace sz

@@ -13,6 +13,7 @@
 #include "export/export.h"
 #include "export/merge.h"
 #include "locate/locate.h"
+#include "locate/locate_report.h"
 #include "model/loader.h"
 #include "pipeline/run_eval.h"
 #include "train/trainer.h"
@@ -162,11 +163,14 @@ RunResult run_pipeline(const RunConfig& config) {
         const auto start = std::chrono::steady_clock::now();
         state.mark("locate", locate_fp, "started", 0.0);
         LoadedModel loaded = load_model(config.model);
-        locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, model_name}, config.locate, atlas_dir,
+        Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, model_name}, config.locate, atlas_dir,
                [](const StageReport& report) {
                    spdlog::info("  locate stage {}/8 {}: {} ({:.1f} s{})", report.stage, report.name, report.detail,
                                 report.seconds, report.from_cache ? ", cached" : "");
                });
+        const nlohmann::json timings = read_locate_timings(atlas_dir);
+        write_locate_report(atlas, timings, (fs::path(atlas_dir) / "report.html").string());
+        spdlog::info("locate summary:\n{}", locate_summary(atlas, timings));
         state.mark("locate", locate_fp, "done", seconds_since(start));
     }
 

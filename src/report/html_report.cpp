@@ -93,6 +93,14 @@ void HtmlReport::add_subheading(const std::string& heading) { body_ += fmt::form
 
 void HtmlReport::add_paragraph(const std::string& text) { body_ += fmt::format("<p>{}</p>\n", escape_html(text)); }
 
+void HtmlReport::add_links(const std::vector<std::pair<std::string, std::string>>& links) {
+    body_ += "<ul>\n";
+    for (const auto& [text, href] : links) {
+        body_ += fmt::format("<li><a href=\"{}\">{}</a></li>\n", escape_html(href), escape_html(text));
+    }
+    body_ += "</ul>\n";
+}
+
 void HtmlReport::add_caption(const std::string& text) {
     body_ += fmt::format("<p class=\"caption\">{}</p>\n", escape_html(text));
 }

@@ -30,6 +30,8 @@ public:
     void add_key_values(const std::vector<std::pair<std::string, std::string>>& rows);
     // A table with a header row. Cells that parse as numbers are right-aligned.
     void add_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+    // A bulleted list of links, {text, href}; relative hrefs point at files next to the report.
+    void add_links(const std::vector<std::pair<std::string, std::string>>& links);
     // An <svg> element from svg::render, inserted as is.
     void add_svg(const std::string& svg);
     // Several charts side by side, wrapping to the page width (small multiples).

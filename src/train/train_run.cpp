@@ -23,6 +23,7 @@
 #include "train/schedule/scheduler.h"
 #include "train/subspace_lock.h"
 #include "train/surgery.h"
+#include "train/train_report.h"
 
 namespace sz {
 
@@ -483,6 +484,11 @@ TrainRunResult run_training(const TrainRunOptions& options) {
     TrainRunResult result;
     spdlog::info("training from step {} to {}", trainer.steps_done(), config.max_steps);
     int64_t last_evaluated = -1;
+    if (trainer.steps_done() == 0) {
+        evaluate(result);   // the starting value that later held-out losses are read against
+        last_evaluated = 0;
+    }
+    const std::string report_path = (fs::path(options.output_dir) / "report.html").string();
     while (trainer.steps_done() < config.max_steps) {
         StepMetrics step = trainer.step();
         result.history.push_back(step);
@@ -509,6 +515,7 @@ TrainRunResult run_training(const TrainRunOptions& options) {
     if (result.stopped) {
         spdlog::warn("stop requested: stopped after step {}; resume with --resume from {}", result.steps,
                      result.last_checkpoint);
+        write_train_report(options.output_dir, report_path);
         return result;
     }
     if (last_evaluated != result.steps) {
@@ -521,6 +528,8 @@ TrainRunResult run_training(const TrainRunOptions& options) {
         lock->write((fs::path(options.output_dir) / "lock.json").string());
         spdlog::info("lock.json written, max leak ratio {:.2e}", lock->max_leak_ratio());
     }
+    write_train_report(options.output_dir, report_path);
+    spdlog::info("report written to {}", report_path);
     return result;
 }
 

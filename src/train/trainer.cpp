@@ -160,6 +160,15 @@ nlohmann::json StepMetrics::to_json() const {
     if (max_leak_ratio) {
         j["max_leak_ratio"] = *max_leak_ratio;
     }
+    if (!events.empty()) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const SchedulerEvent& event : events) {
+            list.push_back({{"step", event.step}, {"name", event.name}, {"cause", event.cause},
+                            {"from_mode", event.from_mode}, {"to_mode", event.to_mode},
+                            {"ignored_reason", event.ignored_reason}, {"lr_before", event.lr_before}});
+        }
+        j["events"] = list;
+    }
     return j;
 }
 
@@ -320,6 +329,7 @@ StepMetrics Trainer::step() {
     metrics.tokens = window.tokens;
     metrics.epoch = window.epoch;
     metrics.mode = schedule.mode;
+    metrics.events = schedule.events;
     if (lock_ != nullptr) {
         metrics.max_leak_ratio = lock_->max_leak_ratio();
     }

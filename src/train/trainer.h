@@ -73,6 +73,7 @@ struct StepMetrics {
     std::string mode;    // scheduler mode or phase
     std::optional<double> max_leak_ratio;  // with a subspace lock
     double seconds = 0.0;
+    std::vector<SchedulerEvent> events;    // scheduler events of this step, with their causes
 
     nlohmann::json to_json() const;
 };
