@@ -12,8 +12,8 @@ namespace sz {
 namespace {
 
 TEST(ProgressFormat, RateAndEtaFromElapsedTime) {
-    // 3 of 12 done in 6 s: 0.5 it/s, shown as 2.00 s/it; 9 left at 0.5 it/s is 18 s. A
-    // quarter of 4 cells is one '#'.
+    // 3 of 12 done in 6 s is 0.5 it/s, shown as 2.00 s/it, and 9 left at 0.5 it/s take 18 s.
+    // A quarter of 4 cells is one '#'.
     EXPECT_EQ(format_progress("gate", 3, 12, 6.0, "", 4), "gate [#...] 3/12 25% 2.00 s/it ETA 18s elapsed 6s");
     // 50 of 200 in 10 s: 5 it/s, 150 left take 30 s.
     EXPECT_EQ(format_progress("train", 50, 200, 10.0, "loss 3.21", 0),
@@ -43,7 +43,7 @@ std::string read_all(std::FILE* file) {
     return text;
 }
 
-TEST(ProgressBarTest, LinesModePrintsOneLinePerIntervalAndFinal) {
+TEST(ProgressBarTest, LinesModePrintsPerInterval) {
     std::FILE* file = std::tmpfile();
     ASSERT_NE(file, nullptr);
     ProgressBarOptions options;
@@ -56,18 +56,30 @@ TEST(ProgressBarTest, LinesModePrintsOneLinePerIntervalAndFinal) {
         bar.set_postfix("loss 1.50");
         bar.advance(2);
         EXPECT_EQ(bar.done(), 3);
-    }   // the destructor prints the final line
+    }   // the destructor prints nothing: the last line already shows 3/3
     const std::string text = read_all(file);
     std::fclose(file);
-    size_t lines = 0;
-    for (char c : text) {
-        lines += c == '\n' ? 1 : 0;
-    }
-    EXPECT_EQ(lines, 3u) << text;
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
     EXPECT_EQ(text.find('\r'), std::string::npos) << text;
     EXPECT_NE(text.find("stage 1/3 33%"), std::string::npos) << text;
     EXPECT_NE(text.find("stage 3/3 100%"), std::string::npos) << text;
     EXPECT_NE(text.find("loss 1.50"), std::string::npos) << text;
+}
+
+TEST(ProgressBarTest, LinesModeFinishPrintsUnshownState) {
+    std::FILE* file = std::tmpfile();
+    ASSERT_NE(file, nullptr);
+    ProgressBarOptions options;
+    options.stream = file;
+    options.mode = ProgressBarOptions::Mode::Lines;
+    options.line_seconds = 3600.0;   // no line before finish()
+    ProgressBar bar("stage", 4, options);
+    bar.advance(4);
+    bar.finish();
+    const std::string text = read_all(file);
+    std::fclose(file);
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+    EXPECT_NE(text.find("stage 4/4 100%"), std::string::npos) << text;
 }
 
 TEST(ProgressBarTest, TerminalModeRedrawsInPlace) {
@@ -84,7 +96,7 @@ TEST(ProgressBarTest, TerminalModeRedrawsInPlace) {
     bar.finish();   // a second call prints nothing
     const std::string text = read_all(file);
     std::fclose(file);
-    // Drawn at start, after each advance and at finish; only the final draw ends the line.
+    // Drawn at start, after each advance and at finish. Only the final draw ends the line.
     EXPECT_EQ(std::count(text.begin(), text.end(), '\r'), 4) << text;
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
     EXPECT_EQ(text.back(), '\n');

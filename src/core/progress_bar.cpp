@@ -96,6 +96,10 @@ void ProgressBar::draw(bool final) {
     if (options_.mode == ProgressBarOptions::Mode::Silent || options_.stream == nullptr) {
         return;
     }
+    if (final && !terminal_ && drawn_done_ == done_) {
+        return;
+    }
+    drawn_done_ = done_;
     last_draw_ = std::chrono::steady_clock::now();
     const std::string line =
         format_progress(label_, done_, total_, elapsed_seconds(), postfix_, terminal_ ? options_.width : 0);

@@ -22,7 +22,8 @@ struct ProgressBarOptions {
     int width = 24;                // bar cells on a terminal
 };
 
-// One line of progress, e.g. "causal gate [#####.......] 120/540 22% 1.9 it/s ETA 3m41s loss 3.21".
+// One line of progress, such as
+// "gate [#####.......] 120/540 22% 1.90 it/s ETA 3m41s elapsed 1m03s loss 3.21".
 // `elapsed_seconds` is the time since start. Rate and ETA are omitted until one item is done;
 // `total` <= 0 means unknown, which drops the percentage, the bar and the ETA.
 std::string format_progress(const std::string& label, int64_t done, int64_t total, double elapsed_seconds,
@@ -40,7 +41,7 @@ public:
 
     // Adds `steps` finished items and redraws when the interval has passed.
     void advance(int64_t steps = 1);
-    // Text shown after the ETA, such as "loss 3.21 lr 2e-4"; shown at the next redraw.
+    // Sets the text shown at the end of the line from the next redraw on ("loss 3.21 lr 2e-4").
     void set_postfix(std::string postfix);
     // Prints the final state and ends the line. Later calls do nothing.
     void finish();
@@ -61,6 +62,7 @@ private:
     std::chrono::steady_clock::time_point start_;
     std::chrono::steady_clock::time_point last_draw_;
     size_t last_length_ = 0;   // characters of the previous terminal line, to blank its tail
+    int64_t drawn_done_ = -1;  // done_ at the previous draw, so finish() does not repeat a plain line
 };
 
 }  // namespace sz
