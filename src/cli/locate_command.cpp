@@ -71,7 +71,8 @@ void run_locate(const LocateCommandOptions& command) {
         return;
     }
     if (command.model.empty() || command.out.empty()) {
-        throw CLI::RequiredError("locate needs MODEL and --out (only --print-config runs without them)");
+        fail("missing {}: locate needs a MODEL and an --out folder (only --print-config runs without them)",
+             command.model.empty() ? "MODEL" : "--out");
     }
     config.corpus_dir = resolve_corpus_dir(config.corpus_dir);
 
