@@ -605,6 +605,7 @@ TEST(LocateRealModel, ReducedConfigSmoke) {
     config.fence_corpora = {"capability_facts"};
     config.fence_max_prompts = 2;
     config.fence_batch = 2;
+    config.heldout_max_prompts = 2;
     const std::string out = test::make_temp_dir("locate-real");
     std::vector<StageReport> reports;
     Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "gemma3-270m"}, config, out,
@@ -615,6 +616,7 @@ TEST(LocateRealModel, ReducedConfigSmoke) {
     EXPECT_EQ(p.basis.size(1), loaded.model->config().n_embd);
     EXPECT_TRUE(torch::allclose(torch::matmul(p.basis, p.basis.t()), torch::eye(p.basis.size(0)), 1e-4, 1e-4));
     EXPECT_NO_THROW(Atlas::read(out));
+    EXPECT_TRUE(atlas.metadata.contains("heldout_check"));
     std::filesystem::remove_all(out);
 }
 
