@@ -565,6 +565,65 @@ TEST_F(LocatePipeline, HeldOutCheckMatchesSurgery) {
     EXPECT_LT(std::abs(check["corp"]["random_control_change"].get<double>()), ablated_corp - clean_corp);
 }
 
+TEST_F(LocatePipeline, LayerAxesMatchDirectCapture) {
+    {
+        std::ofstream neutral(corpus_dir_ + "/neutral.jsonl");
+        for (const std::string& prompt : {"the sky is", "water boils at", "two plus two", "paris is in"}) {
+            neutral << row(prompt, "");
+        }
+    }
+    LoadedModel loaded = load_model(model_path_);
+    plant_direction(loaded);
+    LocateConfig config = small_config();
+    config.causal_gate = false;
+    config.das = false;
+    config.fence = false;
+    config.heldout_check = false;
+    Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, dir_ + "/atlas");
+    const nlohmann::json& axes = atlas.metadata.at("layer_axes");
+    ASSERT_FALSE(axes.empty());
+
+    // Reference: the residual leaving each layer at the last token of every row, from one
+    // full pass per corpus (rows are left-padded, so the last column).
+    auto last_residuals = [&](const std::string& name, int64_t layer) {
+        std::vector<RenderedRow> rows;
+        for (const auto& messages : read_corpus(corpus_dir_ + "/" + name + ".jsonl", 0)) {
+            rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, config.max_length));
+        }
+        TokenBatch batch = make_batch(rows, 0, static_cast<int64_t>(rows.size()), loaded.tokenizer->vocab().pad_id);
+        torch::Tensor captured;
+        Hooks hooks;
+        hooks.add(fmt::format("blocks.{}.hook_resid_post", layer), [&](const torch::Tensor& x, const std::string&) {
+            captured = x.select(1, x.size(1) - 1).to(torch::kFloat64);
+            return x;
+        });
+        ForwardOptions options;
+        options.attention_mask = batch.mask;
+        options.hooks = &hooks;
+        torch::NoGradGuard no_grad;
+        loaded.model->forward(batch.tokens, options);
+        return captured;
+    };
+    for (const nlohmann::json& entry : axes) {
+        const int64_t layer = entry.at("layer").get<int64_t>();
+        const torch::Tensor corp = last_residuals("corp", layer);
+        const torch::Tensor authentic = last_residuals("authentic", layer);
+        const torch::Tensor neutral = last_residuals("neutral", layer);
+        const torch::Tensor gap = corp.mean(0) - authentic.mean(0);
+        const torch::Tensor axis = gap / gap.norm();
+        const double authentic_mean = torch::matmul(authentic, axis).mean().item<double>();
+        const double corp_mean = torch::matmul(corp, axis).mean().item<double>();
+        const double midpoint = 0.5 * (corp_mean + authentic_mean);
+        const double accuracy = 0.5 * ((torch::matmul(corp, axis) > midpoint).to(torch::kFloat64).mean().item<double>() +
+                                       (torch::matmul(authentic, axis) < midpoint).to(torch::kFloat64).mean().item<double>());
+        const double position = (torch::matmul(neutral, axis).mean().item<double>() - authentic_mean) / gap.norm().item<double>();
+        EXPECT_NEAR(entry.at("class_mean_gap").get<double>(), gap.norm().item<double>(),
+                    1e-3 * gap.norm().item<double>()) << "layer " << layer;
+        EXPECT_NEAR(entry.at("classifier_accuracy").get<double>(), accuracy, 1e-6) << "layer " << layer;
+        EXPECT_NEAR(entry.at("neutral_position").get<double>(), position, 1e-3) << "layer " << layer;
+    }
+}
+
 TEST(LocateConfigTest, ShippedDefaultsAndDocsMatchCode) {
     const nlohmann::json defaults = LocateConfig().to_json();
     std::ifstream in(test::source_dir() + "/configs/locate.json");

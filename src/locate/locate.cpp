@@ -134,6 +134,10 @@ private:
 
     std::string stage0_rank_layers();
     std::string stage1_capture();
+    // Captures the residual leaving each analysed layer at the last token of the neutral
+    // rows, for the per-layer axes only. Returns the row count, 0 without a neutral corpus.
+    int64_t capture_neutral();
+    bool has_neutral_corpus() const { return std::filesystem::exists(config_.corpus_dir + "/neutral.jsonl"); }
     std::string stage3_attribution();
     std::string stage4_score();
     std::string stage5_coherence();
@@ -299,7 +303,42 @@ std::string Pipeline::stage1_capture() {
             state_[label + "." + key] = torch::cat(parts, 0).contiguous();
         }
     }
-    return fmt::format("{} corp and {} authentic rows, {} pooling", corp_.size(), authentic_.size(), config_.pooling);
+    const int64_t neutral_rows = capture_neutral();
+    return fmt::format("{} corp, {} authentic and {} neutral rows, {} pooling", corp_.size(), authentic_.size(),
+                       neutral_rows, config_.pooling);
+}
+
+int64_t Pipeline::capture_neutral() {
+    if (!has_neutral_corpus()) {
+        return 0;
+    }
+    torch::NoGradGuard no_grad;
+    const std::vector<RenderedRow> rows = load_rows("neutral", config_.max_prompts_per_class);
+    const int64_t n_rows = static_cast<int64_t>(rows.size());
+    std::map<int64_t, std::vector<torch::Tensor>> pooled;
+    ProgressBar bar("stage 1 capture neutral", n_rows);
+    for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
+        TokenBatch batch = make_batch(rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
+        const torch::Tensor last_only = torch::one_hot(batch.last, batch.tokens.size(1)).to(torch::kFloat32);
+        Hooks hooks;
+        for (int64_t layer : unit_layers()) {
+            hooks.add(fmt::format("blocks.{}.hook_resid_post", layer),
+                      [&pooled, layer, last_only](const torch::Tensor& x, const std::string&) {
+                          pooled[layer].push_back(torch::einsum("bt,bti->bi", {last_only, x.to(torch::kFloat32)}));
+                          return x;
+                      });
+        }
+        ForwardOptions options;
+        options.attention_mask = batch.mask;
+        options.hooks = &hooks;
+        options.last_position_only = true;
+        in_.model.forward(batch.tokens, options);
+        bar.advance(batch.tokens.size(0));
+    }
+    for (auto& [layer, parts] : pooled) {
+        state_[fmt::format("neutral.blocks.{}.resid", layer)] = torch::cat(parts, 0).contiguous();
+    }
+    return n_rows;
 }
 
 std::string Pipeline::stage3_attribution() {
@@ -840,6 +879,14 @@ nlohmann::json Pipeline::layer_axes() const {
                                 {"classifier_accuracy", rounded(accuracy)},
                                 {"class_mean_gap", rounded(gap_norm)},
                                 {"separation_d_prime", rounded(pooled_std > 0.0 ? gap_norm / pooled_std : 0.0)}};
+        // Where the neutral rows fall on the axis: 0 at the authentic mean, 1 at the corp mean.
+        auto neutral_it = state_.find("neutral." + key);
+        if (neutral_it != state_.end()) {
+            const double neutral_mean = torch::matmul(neutral_it->second.to(torch::kFloat64), axis).mean().item<double>();
+            const double authentic_mean = authentic_along.mean().item<double>();
+            entry["neutral_midpoint"] = rounded(neutral_mean);
+            entry["neutral_position"] = rounded((neutral_mean - authentic_mean) / gap_norm);
+        }
         if (previous_axis.defined()) {
             const double cosine = std::clamp(torch::dot(axis, previous_axis).item<double>(), -1.0, 1.0);
             entry["angle_to_previous_deg"] = rounded(std::acos(cosine) * 180.0 / M_PI);
@@ -866,9 +913,9 @@ nlohmann::json Pipeline::layer_axes() const {
 }
 
 // TODO: of the reference's per-layer axes, layer_axes() computes the mean-difference axis, its
-// accuracy and the origin trace between adjacent analysed layers. Not computed: the neutral
-// midpoint and histograms (neutral rows are not captured), the logistic-regression axis, and
-// the refusal angle (no red-team corpus). None of them feeds the selection.
+// accuracy, the neutral midpoint and the origin trace between adjacent analysed layers. Not
+// computed: the logistic-regression axis, the per-class histograms, and the refusal angle (no
+// red-team corpus). None of them feeds the selection.
 Atlas Pipeline::assemble_atlas() const {
     Atlas atlas;
     nlohmann::json summaries = nlohmann::json::array();
@@ -983,6 +1030,9 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
     identity_ = model_identity(in_.model);
     corp_ = load_rows("corp", config_.max_prompts_per_class);
     authentic_ = load_rows("authentic", config_.max_prompts_per_class);
+    if (has_neutral_corpus()) {
+        corpus_hashes_["neutral"] = file_hash(config_.corpus_dir + "/neutral.jsonl");
+    }
     if (config_.fence) {
         for (const std::string& name : config_.fence_corpora) {
             corpus_hashes_[name] = file_hash(config_.corpus_dir + "/" + name + ".jsonl");
