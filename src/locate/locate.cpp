@@ -548,6 +548,9 @@ std::string Pipeline::stage5_coherence() {
 
 std::string Pipeline::stage6_causal_gate() {
     const std::set<int64_t> layers = unit_layers();
+    // Corp and authentic stay in separate batches: corp replies are about three times longer,
+    // so one left-padded batch would spend about 40% more layer work on padding, and the head
+    // (most of the cost) runs on scored tokens only either way.
     const int64_t n_corp = std::min<int64_t>(config_.causal_batch, static_cast<int64_t>(corp_.size()));
     const int64_t n_authentic = std::min<int64_t>(config_.causal_batch, static_cast<int64_t>(authentic_.size()));
     const ResumableBatch corp(in_.model, make_batch(corp_, 0, n_corp, pad_id()), layers);
