@@ -766,7 +766,7 @@ std::string Pipeline::stage9_heldout_check() {
         torch::Tensor q = std::get<0>(torch::linalg_qr(torch::randn({p.basis.size(1), m}, torch::kFloat32)));
         random_edits.push_back({hook_name, {q.t().contiguous(), p.scales}});
         first_layer = std::min(first_layer, p.layer);
-        directions += m;
+        directions += (p.scales < 1.0f).sum().item<int64_t>();   // fence-released rows keep scale 1
     }
     if (selected_edits.empty()) {
         return "skipped: the atlas has no directions";
@@ -816,7 +816,7 @@ nlohmann::json Pipeline::heldout_summary() const {
     if (directions == state_.end()) {
         return nullptr;
     }
-    nlohmann::json summary = {{"directions", static_cast<int64_t>(directions->second.item<float>())},
+    nlohmann::json summary = {{"attenuated_directions", static_cast<int64_t>(directions->second.item<float>())},
                               {"held_out_from_row", config_.max_prompts_per_class + 1},
                               {"expected", "ablated CE above clean on corp, below clean on authentic"}};
     std::map<std::string, double> change;
