@@ -12,8 +12,10 @@
 #include "locate/locate.h"
 #include "locate/locate_config.h"
 #include "model/loader.h"
+#include "locate/resumable_batch.h"
 #include "test_support.h"
 #include "tiny_model.h"
+#include "train/surgery.h"
 
 namespace sz {
 namespace {
@@ -407,7 +409,7 @@ TEST_F(LocatePipeline, SameSeedGivesIdenticalAtlasAndResumes) {
     std::vector<StageReport> reports;
     locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, outs[0],
            [&](const StageReport& report) { reports.push_back(report); });
-    ASSERT_EQ(reports.size(), 9u);
+    ASSERT_EQ(reports.size(), 10u);
     for (const StageReport& report : reports) {
         EXPECT_EQ(report.from_cache, report.stage != 2) << "stage " << report.stage;
     }
@@ -418,6 +420,221 @@ TEST_F(LocatePipeline, SameSeedGivesIdenticalAtlasAndResumes) {
     locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, outs[0],
            [&](const StageReport& report) { reports.push_back(report); });
     EXPECT_FALSE(reports[0].from_cache);
+}
+
+TEST_F(LocatePipeline, ResumedPassMatchesFullPass) {
+    LoadedModel loaded = load_model(model_path_);
+    loaded.model->convert_weights(torch::kFloat32);
+    std::vector<RenderedRow> rows;
+    for (const auto& messages : read_corpus(corpus_dir_ + "/corp.jsonl", 3)) {
+        rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, 256));
+    }
+    for (const auto& messages : read_corpus(corpus_dir_ + "/authentic.jsonl", 2)) {
+        rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, 256));
+    }
+    const TokenBatch batch = make_batch(rows, 0, static_cast<int64_t>(rows.size()), 0);
+    const ResumableBatch losses(*loaded.model, batch, {1, 2});
+    const ResumableBatch logits(*loaded.model, batch, {1, 2}, /*last_logits=*/true);
+
+    torch::manual_seed(5);
+    torch::NoGradGuard no_grad;
+    ForwardOptions plain;
+    MaskedLoss clean = target_loss(*loaded.model, batch, plain);
+    EXPECT_NEAR(losses.clean_loss(), clean.sum.item<double>() / clean.count, 1e-6);
+
+    const std::vector<std::pair<int64_t, Projection>> edits = {{2, Projection::Gate}, {1, Projection::Down}};
+    for (const auto& [layer, projection] : edits) {
+        const int64_t width = loaded.model->projection_weight(layer, projection).size(1);
+        torch::Tensor direction = torch::randn({width});
+        direction = direction / direction.norm();
+        Hooks hooks;
+        hooks.add(projection_input_hook(layer, projection), [direction](const torch::Tensor& x, const std::string&) {
+            return x - torch::matmul(x, direction).unsqueeze(-1) * direction;
+        });
+        ForwardOptions full;
+        full.hooks = &hooks;
+        MaskedLoss ablated = target_loss(*loaded.model, batch, full);
+        const double full_loss = ablated.sum.item<double>() / ablated.count;
+        EXPECT_NEAR(losses.loss(layer, hooks), full_loss, 1e-5) << "layer " << layer;
+        // The edit must change the loss, or the comparison would not test the resumed pass.
+        EXPECT_GT(std::abs(full_loss - losses.clean_loss()), 1e-6) << "layer " << layer;
+
+        full.attention_mask = batch.mask;
+        full.last_position_only = true;
+        torch::Tensor full_logits = loaded.model->forward(batch.tokens, full).squeeze(1);
+        EXPECT_TRUE(torch::allclose(logits.last_logits(layer, hooks), full_logits, 1e-4, 1e-4)) << "layer " << layer;
+    }
+}
+
+TEST_F(LocatePipeline, CausalScoresMatchPlainForwards) {
+    LoadedModel loaded = load_model(model_path_);
+    plant_direction(loaded);
+    LocateConfig config = small_config();
+    config.causal_max_candidates = 4;
+    config.das = false;
+    config.fence = false;
+    config.heldout_check = false;
+    Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, dir_ + "/atlas");
+
+    // Score every candidate of the planted projection with two plain full passes per class.
+    auto rows_of = [&](const std::string& name) {
+        std::vector<RenderedRow> rows;
+        for (const auto& messages : read_corpus(corpus_dir_ + "/" + name + ".jsonl", config.causal_batch)) {
+            rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, config.max_length));
+        }
+        return make_batch(rows, 0, static_cast<int64_t>(rows.size()), loaded.tokenizer->vocab().pad_id);
+    };
+    const TokenBatch corp = rows_of("corp");
+    const TokenBatch authentic = rows_of("authentic");
+    torch::NoGradGuard no_grad;
+    auto mean_loss = [&](const TokenBatch& batch, const Hooks* hooks) {
+        ForwardOptions options;
+        options.hooks = hooks;
+        MaskedLoss loss = target_loss(*loaded.model, batch, options);
+        return loss.sum.item<double>() / loss.count;
+    };
+    const double clean_corp = mean_loss(corp, nullptr);
+    const double clean_authentic = mean_loss(authentic, nullptr);
+
+    const ProjectionAtlas* planted = atlas.find(kPlantedLayer, Projection::Gate);
+    ASSERT_NE(planted, nullptr);
+    const torch::Tensor causal = planted->component_scores.at("causal");
+    const Svd svd = svd_with_fixed_signs(loaded.model->projection_weight(kPlantedLayer, Projection::Gate));
+    int64_t compared = 0;
+    for (int64_t k = 0; k < causal.size(0); ++k) {
+        if (causal[k].item<float>() == 0.0f) {
+            continue;   // not a candidate
+        }
+        torch::Tensor direction = svd.Vh[k];
+        Hooks hooks;
+        hooks.add(projection_input_hook(kPlantedLayer, Projection::Gate),
+                  [direction](const torch::Tensor& x, const std::string&) {
+                      return x - torch::matmul(x, direction).unsqueeze(-1) * direction;
+                  });
+        const double expected = (clean_authentic - mean_loss(authentic, &hooks)) + (mean_loss(corp, &hooks) - clean_corp);
+        EXPECT_NEAR(causal[k].item<float>(), expected, 1e-4) << "direction " << k;
+        ++compared;
+    }
+    EXPECT_GT(compared, 0);
+}
+
+TEST_F(LocatePipeline, HeldOutCheckMatchesSurgery) {
+    LoadedModel loaded = load_model(model_path_);
+    plant_direction(loaded);
+    LocateConfig config = small_config();
+    config.max_prompts_per_class = 8;   // rows 9 to 12 are held out
+    config.causal_max_candidates = 4;
+    const std::string out = dir_ + "/atlas";
+    Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, out);
+    ASSERT_TRUE(atlas.metadata.contains("heldout_check"));
+    const nlohmann::json& check = atlas.metadata["heldout_check"];
+
+    // Reference: token-weighted mean CE of rows 9..12, on the model before and after the weight
+    // surgery that training applies with the same atlas.
+    auto heldout_loss = [&](const std::string& name) {
+        std::vector<RenderedRow> rows;
+        int64_t index = 0;
+        for (const auto& messages : read_corpus(corpus_dir_ + "/" + name + ".jsonl", 0)) {
+            if (index++ >= config.max_prompts_per_class) {
+                rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, config.max_length));
+            }
+        }
+        torch::NoGradGuard no_grad;
+        MaskedLoss loss = target_loss(*loaded.model, make_batch(rows, 0, static_cast<int64_t>(rows.size()),
+                                                                loaded.tokenizer->vocab().pad_id),
+                                      ForwardOptions{});
+        return std::make_pair(loss.sum.item<double>() / loss.count, static_cast<int64_t>(rows.size()));
+    };
+    const auto [clean_corp, corp_rows] = heldout_loss("corp");
+    const auto [clean_authentic, authentic_rows] = heldout_loss("authentic");
+    apply_surgery(*loaded.model, atlas);
+    const double ablated_corp = heldout_loss("corp").first;
+    const double ablated_authentic = heldout_loss("authentic").first;
+
+    EXPECT_EQ(check["corp"]["rows"].get<int64_t>(), corp_rows);
+    EXPECT_EQ(check["authentic"]["rows"].get<int64_t>(), authentic_rows);
+    EXPECT_NEAR(check["corp"]["clean_ce"].get<double>(), clean_corp, 1e-4);
+    EXPECT_NEAR(check["authentic"]["clean_ce"].get<double>(), clean_authentic, 1e-4);
+    EXPECT_NEAR(check["corp"]["ablated_ce"].get<double>(), ablated_corp, 1e-3);
+    EXPECT_NEAR(check["authentic"]["ablated_ce"].get<double>(), ablated_authentic, 1e-3);
+    // The planted direction raises corp likelihood and lowers authentic likelihood, so removing
+    // it moves both the way the method claims, which random directions do far less.
+    EXPECT_GT(ablated_corp, clean_corp);
+    EXPECT_LT(ablated_authentic, clean_authentic);
+    EXPECT_TRUE(check["as_claimed"].get<bool>());
+    EXPECT_LT(std::abs(check["corp"]["random_control_change"].get<double>()), ablated_corp - clean_corp);
+}
+
+TEST_F(LocatePipeline, LayerAxesMatchDirectCapture) {
+    {
+        std::ofstream neutral(corpus_dir_ + "/neutral.jsonl");
+        for (const std::string& prompt : {"the sky is", "water boils at", "two plus two", "paris is in"}) {
+            neutral << row(prompt, "");
+        }
+    }
+    LoadedModel loaded = load_model(model_path_);
+    plant_direction(loaded);
+    LocateConfig config = small_config();
+    config.causal_gate = false;
+    config.das = false;
+    config.fence = false;
+    config.heldout_check = false;
+    Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, dir_ + "/atlas");
+    const nlohmann::json& axes = atlas.metadata.at("layer_axes");
+    ASSERT_FALSE(axes.empty());
+
+    // Reference: the residual leaving each layer at the last token of every row, from one
+    // full pass per corpus (rows are left-padded, so the last column).
+    auto last_residuals = [&](const std::string& name, int64_t layer) {
+        std::vector<RenderedRow> rows;
+        for (const auto& messages : read_corpus(corpus_dir_ + "/" + name + ".jsonl", 0)) {
+            rows.push_back(render_row(messages, *loaded.chat_template, *loaded.tokenizer, config.max_length));
+        }
+        TokenBatch batch = make_batch(rows, 0, static_cast<int64_t>(rows.size()), loaded.tokenizer->vocab().pad_id);
+        torch::Tensor captured;
+        Hooks hooks;
+        hooks.add(fmt::format("blocks.{}.hook_resid_post", layer), [&](const torch::Tensor& x, const std::string&) {
+            captured = x.select(1, x.size(1) - 1).to(torch::kFloat64);
+            return x;
+        });
+        ForwardOptions options;
+        options.attention_mask = batch.mask;
+        options.hooks = &hooks;
+        torch::NoGradGuard no_grad;
+        loaded.model->forward(batch.tokens, options);
+        return captured;
+    };
+    for (const nlohmann::json& entry : axes) {
+        const int64_t layer = entry.at("layer").get<int64_t>();
+        const torch::Tensor corp = last_residuals("corp", layer);
+        const torch::Tensor authentic = last_residuals("authentic", layer);
+        const torch::Tensor neutral = last_residuals("neutral", layer);
+        const torch::Tensor gap = corp.mean(0) - authentic.mean(0);
+        const torch::Tensor axis = gap / gap.norm();
+        const double authentic_mean = torch::matmul(authentic, axis).mean().item<double>();
+        const double corp_mean = torch::matmul(corp, axis).mean().item<double>();
+        const double midpoint = 0.5 * (corp_mean + authentic_mean);
+        const double accuracy = 0.5 * ((torch::matmul(corp, axis) > midpoint).to(torch::kFloat64).mean().item<double>() +
+                                       (torch::matmul(authentic, axis) < midpoint).to(torch::kFloat64).mean().item<double>());
+        const double position = (torch::matmul(neutral, axis).mean().item<double>() - authentic_mean) / gap.norm().item<double>();
+        EXPECT_NEAR(entry.at("class_mean_gap").get<double>(), gap.norm().item<double>(),
+                    1e-3 * gap.norm().item<double>()) << "layer " << layer;
+        EXPECT_NEAR(entry.at("classifier_accuracy").get<double>(), accuracy, 1e-6) << "layer " << layer;
+        EXPECT_NEAR(entry.at("neutral_position").get<double>(), position, 1e-3) << "layer " << layer;
+    }
+}
+
+TEST(LocateConfigTest, ShippedDefaultsAndDocsMatchCode) {
+    const nlohmann::json defaults = LocateConfig().to_json();
+    std::ifstream in(test::source_dir() + "/configs/locate.json");
+    ASSERT_TRUE(in) << "configs/locate.json not found under " << test::source_dir();
+    EXPECT_EQ(nlohmann::json::parse(in), defaults) << "regenerate with: subzero locate --print-config";
+    const auto& docs = LocateConfig::key_docs();
+    ASSERT_EQ(docs.size(), defaults.size());
+    for (const auto& [key, doc] : docs) {
+        EXPECT_TRUE(defaults.contains(key)) << key;
+        EXPECT_FALSE(doc.empty()) << key;
+    }
 }
 
 }  // namespace
@@ -447,16 +664,18 @@ TEST(LocateRealModel, ReducedConfigSmoke) {
     config.fence_corpora = {"capability_facts"};
     config.fence_max_prompts = 2;
     config.fence_batch = 2;
+    config.heldout_max_prompts = 2;
     const std::string out = test::make_temp_dir("locate-real");
     std::vector<StageReport> reports;
     Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "gemma3-270m"}, config, out,
                          [&](const StageReport& report) { reports.push_back(report); });
-    EXPECT_EQ(reports.size(), 9u);
+    EXPECT_EQ(reports.size(), 10u);
     ASSERT_FALSE(atlas.projections.empty());
     const ProjectionAtlas& p = atlas.projections.front();
     EXPECT_EQ(p.basis.size(1), loaded.model->config().n_embd);
     EXPECT_TRUE(torch::allclose(torch::matmul(p.basis, p.basis.t()), torch::eye(p.basis.size(0)), 1e-4, 1e-4));
     EXPECT_NO_THROW(Atlas::read(out));
+    EXPECT_TRUE(atlas.metadata.contains("heldout_check"));
     std::filesystem::remove_all(out);
 }
 

@@ -1,9 +1,11 @@
 #include "locate/locate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -11,9 +13,11 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress_bar.h"
 #include "formats/safetensors.h"
 #include "locate/corpus.h"
 #include "locate/direction_math.h"
+#include "locate/resumable_batch.h"
 
 namespace sz {
 
@@ -112,51 +116,57 @@ private:
         const Vocab& vocab = in_.tokenizer.vocab();
         return vocab.pad_id >= 0 ? vocab.pad_id : vocab.eos_id;
     }
-    std::vector<RenderedRow> load_rows(const std::string& name, int64_t max_rows);
+    // Rows skip+1 .. skip+max_rows of "<corpus_dir>/<name>.jsonl", rendered.
+    std::vector<RenderedRow> load_rows(const std::string& name, int64_t max_rows, int64_t skip = 0);
     torch::Tensor& field(const Unit& unit, const std::string& name) { return state_.at(unit.key() + "." + name); }
     bool has_field(const Unit& unit, const std::string& name) const { return state_.count(unit.key() + "." + name) != 0; }
     std::vector<int64_t> selection(const Unit& unit) { return decode_selection(field(unit, "selected_rank")); }
+    std::set<int64_t> unit_layers() const {
+        std::set<int64_t> layers;
+        for (const Unit& unit : units_) {
+            layers.insert(unit.layer);
+        }
+        return layers;
+    }
 
-    // Mean masked cross-entropy of rows [0, n) in one batch, with optional hooks.
-    double mean_loss(const std::vector<RenderedRow>& rows, int64_t n, const Hooks* hooks);
     void build_units();
     void compute_svd();
 
     std::string stage0_rank_layers();
     std::string stage1_capture();
+    // Captures the residual leaving each analysed layer at the last token of the neutral
+    // rows, for the per-layer axes only. Returns the row count, 0 without a neutral corpus.
+    int64_t capture_neutral();
+    bool has_neutral_corpus() const { return std::filesystem::exists(config_.corpus_dir + "/neutral.jsonl"); }
     std::string stage3_attribution();
     std::string stage4_score();
     std::string stage5_coherence();
     std::string stage6_causal_gate();
     std::string stage7_das();
     std::string stage8_fence();
+    std::string stage9_heldout_check();
     Atlas assemble_atlas() const;
+    nlohmann::json layer_axes() const;
+    nlohmann::json heldout_summary() const;
 };
 
-std::vector<RenderedRow> Pipeline::load_rows(const std::string& name, int64_t max_rows) {
+std::vector<RenderedRow> Pipeline::load_rows(const std::string& name, int64_t max_rows, int64_t skip) {
     const std::string path = config_.corpus_dir + "/" + name + ".jsonl";
     corpus_hashes_[name] = file_hash(path);
     std::vector<RenderedRow> rows;
-    int64_t line = 0;
-    for (const auto& messages : read_corpus(path, max_rows)) {
-        ++line;
+    int64_t row_number = 0;
+    for (const auto& messages : read_corpus(path, skip + max_rows)) {
+        ++row_number;
+        if (row_number <= skip) {
+            continue;
+        }
         try {
             rows.push_back(render_row(messages, in_.chat_template, in_.tokenizer, config_.max_length));
         } catch (const Error& e) {
-            fail("{}: row {}: {}", path, line, e.what());
+            fail("{}: row {}: {}", path, row_number, e.what());
         }
     }
     return rows;
-}
-
-double Pipeline::mean_loss(const std::vector<RenderedRow>& rows, int64_t n, const Hooks* hooks) {
-    torch::NoGradGuard no_grad;
-    TokenBatch batch = make_batch(rows, 0, std::min<int64_t>(n, static_cast<int64_t>(rows.size())), pad_id());
-    ForwardOptions options;
-    options.attention_mask = batch.mask;
-    options.hooks = hooks;
-    MaskedLoss loss = target_loss(in_.model, batch, options);
-    return loss.sum.item<double>() / static_cast<double>(loss.count);
 }
 
 void Pipeline::build_units() {
@@ -203,7 +213,9 @@ std::string Pipeline::stage0_rank_layers() {
             }
         }
         const int64_t n_rows = static_cast<int64_t>(corp_.size());
-        for (int64_t b = 0; b < config_.ranking_batches && b * config_.batch_size < n_rows; ++b) {
+        const int64_t n_batches = std::min(config_.ranking_batches, (n_rows + config_.batch_size - 1) / config_.batch_size);
+        ProgressBar bar("stage 0 layer ranking", n_batches);
+        for (int64_t b = 0; b < n_batches; ++b) {
             TokenBatch batch = make_batch(corp_, b * config_.batch_size,
                                           std::min(n_rows, (b + 1) * config_.batch_size), pad_id());
             ForwardOptions options;
@@ -217,6 +229,7 @@ std::string Pipeline::stage0_rank_layers() {
                     w.mutable_grad() = torch::Tensor();
                 }
             }
+            bar.advance();
         }
         for (torch::Tensor* w : weights) {
             w->requires_grad_(false);
@@ -256,6 +269,7 @@ std::string Pipeline::stage1_capture() {
                                       {"authentic", &authentic_}}) {
         std::map<std::string, std::vector<torch::Tensor>> pooled;
         const int64_t n_rows = static_cast<int64_t>(rows->size());
+        ProgressBar bar("stage 1 capture " + label, n_rows);
         for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
             TokenBatch batch = make_batch(*rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
             torch::Tensor weights = config_.pooling == "mean" ? batch.targets.to(torch::kFloat32)
@@ -283,12 +297,48 @@ std::string Pipeline::stage1_capture() {
             options.hooks = &hooks;
             options.last_position_only = true;
             in_.model.forward(batch.tokens, options);
+            bar.advance(batch.tokens.size(0));
         }
         for (auto& [key, parts] : pooled) {
             state_[label + "." + key] = torch::cat(parts, 0).contiguous();
         }
     }
-    return fmt::format("{} corp and {} authentic rows, {} pooling", corp_.size(), authentic_.size(), config_.pooling);
+    const int64_t neutral_rows = capture_neutral();
+    return fmt::format("{} corp, {} authentic and {} neutral rows, {} pooling", corp_.size(), authentic_.size(),
+                       neutral_rows, config_.pooling);
+}
+
+int64_t Pipeline::capture_neutral() {
+    if (!has_neutral_corpus()) {
+        return 0;
+    }
+    torch::NoGradGuard no_grad;
+    const std::vector<RenderedRow> rows = load_rows("neutral", config_.max_prompts_per_class);
+    const int64_t n_rows = static_cast<int64_t>(rows.size());
+    std::map<int64_t, std::vector<torch::Tensor>> pooled;
+    ProgressBar bar("stage 1 capture neutral", n_rows);
+    for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
+        TokenBatch batch = make_batch(rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
+        const torch::Tensor last_only = torch::one_hot(batch.last, batch.tokens.size(1)).to(torch::kFloat32);
+        Hooks hooks;
+        for (int64_t layer : unit_layers()) {
+            hooks.add(fmt::format("blocks.{}.hook_resid_post", layer),
+                      [&pooled, layer, last_only](const torch::Tensor& x, const std::string&) {
+                          pooled[layer].push_back(torch::einsum("bt,bti->bi", {last_only, x.to(torch::kFloat32)}));
+                          return x;
+                      });
+        }
+        ForwardOptions options;
+        options.attention_mask = batch.mask;
+        options.hooks = &hooks;
+        options.last_position_only = true;
+        in_.model.forward(batch.tokens, options);
+        bar.advance(batch.tokens.size(0));
+    }
+    for (auto& [layer, parts] : pooled) {
+        state_[fmt::format("neutral.blocks.{}.resid", layer)] = torch::cat(parts, 0).contiguous();
+    }
+    return n_rows;
 }
 
 std::string Pipeline::stage3_attribution() {
@@ -308,6 +358,7 @@ std::string Pipeline::stage3_attribution() {
             for (const RenderedRow& row : *rows) {
                 total_targets += static_cast<int64_t>(row.tokens.size()) - row.first_target;
             }
+            ProgressBar bar(sign > 0 ? "stage 3 attribution corp" : "stage 3 attribution authentic", n_rows);
             for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
                 TokenBatch batch = make_batch(*rows, begin, std::min(n_rows, begin + config_.batch_size), pad_id());
                 // Each hook adds a zero leaf to its input instead of detaching it: a detached input
@@ -344,6 +395,7 @@ std::string Pipeline::stage3_attribution() {
                     torch::Tensor value_along = torch::matmul(inputs.at(unit.key()), Vh.t());  // [B, T, r]
                     atp[unit.key()] -= (gradient_along * value_along * mask).sum(torch::IntArrayRef{0, 1});
                 }
+                bar.advance(batch.tokens.size(0));
             }
         }
     } else {
@@ -360,6 +412,7 @@ std::string Pipeline::stage3_attribution() {
             in_.model.projection_weight(unit.layer, unit.projection).requires_grad_(true);
         }
         TensorMap gradient_norms;
+        ProgressBar bar("stage 3 attribution", n_pairs);
         for (int64_t i = 0; i < n_pairs; ++i) {
             TokenBatch batch = make_batch(whole_rows, i, i + 1, pad_id());
             ForwardOptions options;
@@ -378,6 +431,7 @@ std::string Pipeline::stage3_attribution() {
                 }
                 w.mutable_grad() = torch::Tensor();
             }
+            bar.advance();
         }
         for (const Unit& unit : units_) {
             in_.model.projection_weight(unit.layer, unit.projection).requires_grad_(false);
@@ -493,15 +547,32 @@ std::string Pipeline::stage5_coherence() {
 }
 
 std::string Pipeline::stage6_causal_gate() {
-    const double clean_corp = mean_loss(corp_, config_.causal_batch, nullptr);
-    const double clean_authentic = mean_loss(authentic_, config_.causal_batch, nullptr);
-    int64_t kept_total = 0;
+    const std::set<int64_t> layers = unit_layers();
+    // Corp and authentic stay in separate batches: corp replies are about three times longer,
+    // so one left-padded batch would spend about 40% more layer work on padding, and the head
+    // (most of the cost) runs on scored tokens only either way.
+    const int64_t n_corp = std::min<int64_t>(config_.causal_batch, static_cast<int64_t>(corp_.size()));
+    const int64_t n_authentic = std::min<int64_t>(config_.causal_batch, static_cast<int64_t>(authentic_.size()));
+    const ResumableBatch corp(in_.model, make_batch(corp_, 0, n_corp, pad_id()), layers);
+    const ResumableBatch authentic(in_.model, make_batch(authentic_, 0, n_authentic, pad_id()), layers);
+    const double clean_corp = corp.clean_loss();
+    const double clean_authentic = authentic.clean_loss();
+    std::map<std::string, std::vector<int64_t>> candidates_by_unit;
+    int64_t total_candidates = 0;
     for (const Unit& unit : units_) {
-        const Svd& svd = svd_.at(unit.key());
         std::vector<int64_t> candidates = selection(unit);
         if (static_cast<int64_t>(candidates.size()) > config_.causal_max_candidates) {
             candidates.resize(static_cast<size_t>(config_.causal_max_candidates));
         }
+        total_candidates += static_cast<int64_t>(candidates.size());
+        candidates_by_unit[unit.key()] = std::move(candidates);
+    }
+    ProgressBar bar("stage 6 causal gate", total_candidates);
+    int64_t kept_total = 0;
+    for (const Unit& unit : units_) {
+        const Svd& svd = svd_.at(unit.key());
+        const std::vector<int64_t>& candidates = candidates_by_unit.at(unit.key());
+        bar.set_postfix(unit.key());
         torch::Tensor scores = torch::zeros_like(svd.S);
         std::vector<float> candidate_scores;
         for (int64_t index : candidates) {
@@ -509,11 +580,12 @@ std::string Pipeline::stage6_causal_gate() {
             Hooks hooks;
             hooks.add(projection_input_hook(unit.layer, unit.projection),
                       [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
-            const double ablated_corp = mean_loss(corp_, config_.causal_batch, &hooks);
-            const double ablated_authentic = mean_loss(authentic_, config_.causal_batch, &hooks);
+            const double ablated_corp = corp.loss(unit.layer, hooks);
+            const double ablated_authentic = authentic.loss(unit.layer, hooks);
             const double score = (clean_authentic - ablated_authentic) + (ablated_corp - clean_corp);
             scores[index] = static_cast<float>(score);
             candidate_scores.push_back(static_cast<float>(score));
+            bar.advance();
         }
         std::vector<int64_t> kept;
         if (!candidates.empty()) {
@@ -538,19 +610,18 @@ std::string Pipeline::stage6_causal_gate() {
 }
 
 std::string Pipeline::stage7_das() {
-    torch::NoGradGuard no_grad;
-    TokenBatch batch = make_batch(authentic_, 0, std::min<int64_t>(config_.das_batch, authentic_.size()), pad_id());
+    const int64_t n_rows = std::min<int64_t>(config_.das_batch, static_cast<int64_t>(authentic_.size()));
     // Rows are left-padded, so every row's last real token is the batch's last column and the
     // head only has to run there.
-    SZ_ASSERT((batch.last == batch.tokens.size(1) - 1).all().item<bool>());
-    auto last_logits = [&](const Hooks* hooks) {
-        ForwardOptions options;
-        options.attention_mask = batch.mask;
-        options.hooks = hooks;
-        options.last_position_only = true;
-        return in_.model.forward(batch.tokens, options).squeeze(1);   // [B, V]
-    };
-    const torch::Tensor clean = last_logits(nullptr);
+    const ResumableBatch batch(in_.model, make_batch(authentic_, 0, n_rows, pad_id()), unit_layers(),
+                               /*last_logits=*/true);
+    const torch::Tensor& clean = batch.clean_last_logits();
+    int64_t total_candidates = 0;
+    for (const Unit& unit : units_) {
+        const int64_t kept = static_cast<int64_t>(selection(unit).size());
+        total_candidates += kept > 1 ? kept : 0;
+    }
+    ProgressBar bar("stage 7 DAS rotation", total_candidates);
     int64_t axes = 0;
     for (const Unit& unit : units_) {
         const Svd& svd = svd_.at(unit.key());
@@ -558,6 +629,7 @@ std::string Pipeline::stage7_das() {
         if (kept.empty()) {
             continue;
         }
+        bar.set_postfix(unit.key());
         torch::Tensor index = torch::tensor(kept, torch::kInt64);
         torch::Tensor candidates = svd.Vh.index_select(0, index);
         std::vector<torch::Tensor> deltas;
@@ -567,7 +639,8 @@ std::string Pipeline::stage7_das() {
                 Hooks hooks;
                 hooks.add(projection_input_hook(unit.layer, unit.projection),
                           [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
-                deltas.push_back((clean - last_logits(&hooks)).mean(0));
+                deltas.push_back((clean - batch.last_logits(unit.layer, hooks)).mean(0));
+                bar.advance();
             }
         } else {
             deltas.push_back(torch::zeros({clean.size(1)}, torch::kFloat32));
@@ -585,20 +658,28 @@ std::string Pipeline::stage7_das() {
 }
 
 std::string Pipeline::stage8_fence() {
-    std::vector<std::pair<std::string, std::vector<RenderedRow>>> corpora;
+    std::set<int64_t> layers;
+    int64_t total_axes = 0;
+    for (const Unit& unit : units_) {
+        if (has_field(unit, "das_basis")) {
+            layers.insert(unit.layer);
+            total_axes += field(unit, "das_basis").size(0);
+        }
+    }
+    std::vector<ResumableBatch> corpora;
     for (const std::string& name : config_.fence_corpora) {
-        corpora.emplace_back(name, load_rows(name, config_.fence_max_prompts));
+        std::vector<RenderedRow> rows = load_rows(name, config_.fence_max_prompts);
+        const int64_t n_rows = std::min<int64_t>(config_.fence_batch, static_cast<int64_t>(rows.size()));
+        corpora.emplace_back(in_.model, make_batch(rows, 0, n_rows, pad_id()), layers);
     }
-    std::vector<double> clean;
-    for (const auto& [name, rows] : corpora) {
-        clean.push_back(mean_loss(rows, config_.fence_batch, nullptr));
-    }
+    ProgressBar bar("stage 8 capability fence", total_axes);
     int64_t passed_total = 0;
     int64_t axes_total = 0;
     for (const Unit& unit : units_) {
         if (!has_field(unit, "das_basis")) {
             continue;
         }
+        bar.set_postfix(unit.key());
         const torch::Tensor basis = field(unit, "das_basis");
         const torch::Tensor explained = field(unit, "das_explained");
         const int64_t r = basis.size(0);
@@ -611,10 +692,11 @@ std::string Pipeline::stage8_fence() {
                       [direction](const torch::Tensor& x, const std::string&) { return ablate(x, direction); });
             double damage = 0.0;
             for (size_t c = 0; c < corpora.size(); ++c) {
-                const double change = std::abs(mean_loss(corpora[c].second, config_.fence_batch, &hooks) - clean[c]);
+                const double change = std::abs(corpora[c].loss(unit.layer, hooks) - corpora[c].clean_loss());
                 profile[static_cast<int64_t>(c)][j] = static_cast<float>(change);
                 damage = std::max(damage, change);
             }
+            bar.advance();
             const double ratio = damage / std::max(static_cast<double>(explained[j].item<float>()), 1e-3);
             const bool pass = damage <= config_.fence_max_damage && ratio <= config_.fence_max_damage_ratio;
             passed[j] = pass ? 1.0f : 0.0f;
@@ -628,9 +710,215 @@ std::string Pipeline::stage8_fence() {
     return fmt::format("{} of {} axes passed", passed_total, axes_total);
 }
 
-// TODO: the per-layer axes of the reference (corp/neutral/authentic logistic-regression axis,
-// refusal angle, histograms, origin layer) and its report JSON are not computed yet. They do
-// not feed the selection, so the atlas tensors do not depend on them.
+namespace {
+
+// A double with 6 significant digits, so atlas.json shows 0.1 rather than the float32 value
+// 0.10000000149011612.
+double rounded(double value) {
+    if (!std::isfinite(value)) {
+        return value;
+    }
+    return std::stod(fmt::format("{:.6g}", value));
+}
+
+std::vector<double> rounded(const torch::Tensor& values) {
+    torch::Tensor flat = values.to(torch::kFloat64).contiguous().view({-1});
+    std::vector<double> out;
+    for (int64_t i = 0; i < flat.size(0); ++i) {
+        out.push_back(rounded(flat[i].item<double>()));
+    }
+    return out;
+}
+
+// Hooks that replace each projection input x by x - sum_j (1 - s_j)(x . b_j) b_j, the same
+// map as the weight surgery W (I - B^T diag(1 - s) B) applied to the input.
+Hooks attenuation_hooks(const std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>>& edits) {
+    Hooks hooks;
+    for (const auto& [hook_name, edit] : edits) {
+        const torch::Tensor basis = edit.first;               // [m, in]
+        const torch::Tensor removed = 1.0f - edit.second;     // [m]
+        hooks.add(hook_name, [basis, removed](const torch::Tensor& x, const std::string&) {
+            return x - torch::matmul(torch::matmul(x, basis.t()) * removed, basis);
+        });
+    }
+    return hooks;
+}
+
+}  // namespace
+
+std::string Pipeline::stage9_heldout_check() {
+    const Atlas atlas = assemble_atlas();
+    std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>> selected_edits;
+    std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>> random_edits;
+    // The random control draws from its own seed so it does not depend on earlier stages'
+    // use of the global generator (a resumed run skips them).
+    torch::manual_seed(config_.seed * 1000003ull + 9);
+    int64_t first_layer = std::numeric_limits<int64_t>::max();
+    int64_t directions = 0;
+    for (const ProjectionAtlas& p : atlas.projections) {
+        const int64_t m = p.basis.size(0);
+        if (m == 0) {
+            continue;
+        }
+        const std::string hook_name = projection_input_hook(p.layer, p.projection);
+        selected_edits.push_back({hook_name, {p.basis, p.scales}});
+        // Orthonormal random rows: Q of the QR decomposition of a Gaussian [in, m] matrix.
+        torch::Tensor q = std::get<0>(torch::linalg_qr(torch::randn({p.basis.size(1), m}, torch::kFloat32)));
+        random_edits.push_back({hook_name, {q.t().contiguous(), p.scales}});
+        first_layer = std::min(first_layer, p.layer);
+        directions += (p.scales < 1.0f).sum().item<int64_t>();   // fence-released rows keep scale 1
+    }
+    if (selected_edits.empty()) {
+        return "skipped: the atlas has no directions";
+    }
+    const Hooks selected_hooks = attenuation_hooks(selected_edits);
+    const Hooks random_hooks = attenuation_hooks(random_edits);
+
+    std::vector<std::string> details;
+    for (const std::string name : {"corp", "authentic"}) {
+        const std::vector<RenderedRow> rows =
+            load_rows(name, config_.heldout_max_prompts, config_.max_prompts_per_class);
+        if (rows.empty()) {
+            details.push_back(fmt::format("{}: no held-out rows past the first {}", name,
+                                          config_.max_prompts_per_class));
+            continue;
+        }
+        // Token-weighted means over all held-out rows: sums of CE and target counts per batch.
+        double clean = 0.0;
+        double ablated = 0.0;
+        double random = 0.0;
+        int64_t targets = 0;
+        const int64_t n_rows = static_cast<int64_t>(rows.size());
+        ProgressBar bar("stage 9 held-out " + name, n_rows);
+        for (int64_t begin = 0; begin < n_rows; begin += config_.batch_size) {
+            const int64_t end = std::min(n_rows, begin + config_.batch_size);
+            const ResumableBatch batch(in_.model, make_batch(rows, begin, end, pad_id()), {first_layer});
+            const int64_t count = predicting_positions(batch.batch()).sum().item<int64_t>();
+            clean += batch.clean_loss() * static_cast<double>(count);
+            ablated += batch.loss(first_layer, selected_hooks) * static_cast<double>(count);
+            random += batch.loss(first_layer, random_hooks) * static_cast<double>(count);
+            targets += count;
+            bar.advance(end - begin);
+        }
+        const double n = static_cast<double>(targets);
+        state_["heldout." + name] =
+            torch::tensor({clean / n, ablated / n, random / n, static_cast<double>(n_rows)}, torch::kFloat64)
+                .to(torch::kFloat32);
+        details.push_back(fmt::format("{} CE {:.4f} -> {:.4f} (random {:.4f}) on {} rows", name, clean / n,
+                                      ablated / n, random / n, n_rows));
+    }
+    state_["heldout.directions"] = torch::tensor({static_cast<float>(directions)});
+    return fmt::format("{}", fmt::join(details, "; "));
+}
+
+nlohmann::json Pipeline::heldout_summary() const {
+    auto directions = state_.find("heldout.directions");
+    if (directions == state_.end()) {
+        return nullptr;
+    }
+    nlohmann::json summary = {{"attenuated_directions", static_cast<int64_t>(directions->second.item<float>())},
+                              {"held_out_from_row", config_.max_prompts_per_class + 1},
+                              {"expected", "ablated CE above clean on corp, below clean on authentic"}};
+    std::map<std::string, double> change;
+    for (const std::string name : {"corp", "authentic"}) {
+        auto it = state_.find("heldout." + name);
+        if (it == state_.end()) {
+            summary[name] = nullptr;
+            continue;
+        }
+        const torch::Tensor v = it->second.to(torch::kFloat64);
+        const double clean = v[0].item<double>();
+        const double ablated = v[1].item<double>();
+        const double random = v[2].item<double>();
+        change[name] = ablated - clean;
+        summary[name] = {{"rows", static_cast<int64_t>(v[3].item<double>())},
+                         {"clean_ce", rounded(clean)},
+                         {"ablated_ce", rounded(ablated)},
+                         {"random_control_ce", rounded(random)},
+                         {"ablated_change", rounded(ablated - clean)},
+                         {"random_control_change", rounded(random - clean)}};
+    }
+    if (change.size() == 2) {
+        summary["as_claimed"] = change["corp"] > 0.0 && change["authentic"] < 0.0;
+    }
+    return summary;
+}
+
+// Per analysed layer: the corp-minus-authentic axis of the residual stream leaving the
+// layer (last token, stage 1), how well it separates the two classes, and its angle to the
+// previous analysed layer's axis. These are mean-difference axes, and they do not feed the
+// selection.
+nlohmann::json Pipeline::layer_axes() const {
+    nlohmann::json layers = nlohmann::json::array();
+    torch::Tensor previous_axis;
+    torch::Tensor previous_corp;
+    int64_t previous_layer = -1;
+    const torch::Tensor analysed = state_.at("analysed_layers");
+    for (int64_t i = 0; i < analysed.size(0); ++i) {
+        const int64_t layer = static_cast<int64_t>(analysed[i].item<float>());
+        const std::string key = fmt::format("blocks.{}.resid", layer);
+        auto corp_it = state_.find("corp." + key);
+        auto authentic_it = state_.find("authentic." + key);
+        if (corp_it == state_.end() || authentic_it == state_.end()) {
+            continue;
+        }
+        const torch::Tensor corp = corp_it->second.to(torch::kFloat64);
+        const torch::Tensor authentic = authentic_it->second.to(torch::kFloat64);
+        torch::Tensor axis = corp.mean(0) - authentic.mean(0);
+        const double gap_norm = axis.norm().item<double>();
+        if (!(gap_norm > 0.0)) {
+            continue;
+        }
+        axis = axis / gap_norm;
+        const torch::Tensor corp_along = torch::matmul(corp, axis);
+        const torch::Tensor authentic_along = torch::matmul(authentic, axis);
+        const double midpoint = 0.5 * (corp_along.mean().item<double>() + authentic_along.mean().item<double>());
+        // Balanced training accuracy of the threshold at the midpoint of the class means.
+        const double accuracy = 0.5 * ((corp_along > midpoint).to(torch::kFloat64).mean().item<double>() +
+                                       (authentic_along < midpoint).to(torch::kFloat64).mean().item<double>());
+        const double pooled_std =
+            std::sqrt(0.5 * (corp_along.var().item<double>() + authentic_along.var().item<double>()));
+        nlohmann::json entry = {{"layer", layer},
+                                {"classifier_accuracy", rounded(accuracy)},
+                                {"class_mean_gap", rounded(gap_norm)},
+                                {"separation_d_prime", rounded(pooled_std > 0.0 ? gap_norm / pooled_std : 0.0)}};
+        // Where the neutral rows fall on the axis: 0 at the authentic mean, 1 at the corp mean.
+        auto neutral_it = state_.find("neutral." + key);
+        if (neutral_it != state_.end()) {
+            const double neutral_mean = torch::matmul(neutral_it->second.to(torch::kFloat64), axis).mean().item<double>();
+            const double authentic_mean = authentic_along.mean().item<double>();
+            entry["neutral_midpoint"] = rounded(neutral_mean);
+            entry["neutral_position"] = rounded((neutral_mean - authentic_mean) / gap_norm);
+        }
+        if (previous_axis.defined()) {
+            const double cosine = std::clamp(torch::dot(axis, previous_axis).item<double>(), -1.0, 1.0);
+            entry["angle_to_previous_deg"] = rounded(std::acos(cosine) * 180.0 / M_PI);
+            entry["previous_layer"] = previous_layer;
+        }
+        // Origin trace (reference rule): when the previous layer is analysed too and the corp
+        // rows' projections on this axis correlate above 0.9 across the two layers, the
+        // direction already existed one layer earlier.
+        if (previous_layer == layer - 1 && previous_corp.defined() && corp.size(0) > 1) {
+            const torch::Tensor before = torch::matmul(previous_corp, axis);
+            const torch::Tensor a = before - before.mean();
+            const torch::Tensor b = corp_along - corp_along.mean();
+            const double denominator = (a.norm() * b.norm()).item<double>();
+            const double correlation = denominator > 0.0 ? (a * b).sum().item<double>() / denominator : 0.0;
+            entry["origin_correlation"] = rounded(correlation);
+            entry["origin_layer"] = correlation > 0.9 ? layer - 1 : layer;
+        }
+        layers.push_back(entry);
+        previous_axis = axis;
+        previous_corp = corp;
+        previous_layer = layer;
+    }
+    return layers;
+}
+
+// TODO: of the reference's per-layer axes, layer_axes() computes the mean-difference axis, its
+// accuracy, the neutral midpoint and the origin trace between adjacent analysed layers. Not
+// computed: the logistic-regression axis, the per-class histograms, and the refusal angle (no
+// red-team corpus). None of them feeds the selection.
 Atlas Pipeline::assemble_atlas() const {
     Atlas atlas;
     nlohmann::json summaries = nlohmann::json::array();
@@ -686,12 +974,11 @@ Atlas Pipeline::assemble_atlas() const {
                              {"lock_rows", entry.lock_basis.size(0)}});
         atlas.projections.push_back(std::move(entry));
     }
-    std::vector<float> analysed;
+    std::vector<int64_t> analysed;
     torch::Tensor analysed_tensor = state_.at("analysed_layers");
     for (int64_t i = 0; i < analysed_tensor.size(0); ++i) {
-        analysed.push_back(analysed_tensor[i].item<float>());
+        analysed.push_back(static_cast<int64_t>(analysed_tensor[i].item<float>()));
     }
-    torch::Tensor layer_scores = state_.at("layer_scores");
     atlas.metadata = {{"format_version", 1},
                       {"model", in_.model_name},
                       {"model_identity", identity_},
@@ -699,9 +986,13 @@ Atlas Pipeline::assemble_atlas() const {
                       {"seed", config_.seed},
                       {"corpus_hashes", corpus_hashes_},
                       {"analysed_layers", analysed},
-                      {"layer_scores", std::vector<float>(layer_scores.data_ptr<float>(),
-                                                          layer_scores.data_ptr<float>() + layer_scores.numel())},
+                      {"layer_scores", rounded(state_.at("layer_scores"))},
+                      {"layer_axes", layer_axes()},
                       {"projections", summaries}};
+    nlohmann::json heldout = heldout_summary();
+    if (!heldout.is_null()) {
+        atlas.metadata["heldout_check"] = heldout;
+    }
     return atlas;
 }
 
@@ -742,6 +1033,9 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
     identity_ = model_identity(in_.model);
     corp_ = load_rows("corp", config_.max_prompts_per_class);
     authentic_ = load_rows("authentic", config_.max_prompts_per_class);
+    if (has_neutral_corpus()) {
+        corpus_hashes_["neutral"] = file_hash(config_.corpus_dir + "/neutral.jsonl");
+    }
     if (config_.fence) {
         for (const std::string& name : config_.fence_corpora) {
             corpus_hashes_[name] = file_hash(config_.corpus_dir + "/" + name + ".jsonl");
@@ -769,6 +1063,7 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
         {6, "causal ablation gate", config_.causal_gate, &Pipeline::stage6_causal_gate},
         {7, "DAS rotation", config_.das, &Pipeline::stage7_das},
         {8, "capability fence", config_.fence, &Pipeline::stage8_fence},
+        {9, "held-out check", config_.heldout_check, &Pipeline::stage9_heldout_check},
     };
     nlohmann::json timings = nlohmann::json::array();
     bool cache_valid = true;   // a recomputed stage invalidates every later cached stage

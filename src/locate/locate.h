@@ -3,7 +3,9 @@
 //
 // Stages: 0 layer ranking, 1 activation capture, 2 SVD, 3 attribution patching, 4 Wanda ratio,
 // cone alignment, composite score and knee cut, 5 cross-layer coherence, 6 causal ablation
-// gate, 7 DAS-style rotation, 8 capability fence. Each stage's output is cached under
+// gate, 7 DAS-style rotation, 8 capability fence, 9 held-out check (clean vs attenuated CE on
+// corpus rows the other stages never saw, with a random-direction control; recorded in
+// atlas.json as "heldout_check"). Each stage's output is cached under
 // "<out>/stages/", so a rerun with the same model, corpora and config resumes after the last
 // finished stage.
 #pragma once

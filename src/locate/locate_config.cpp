@@ -54,6 +54,8 @@ void visit_fields(Config& c, Visit&& visit) {
     visit("fence_max_damage", c.fence_max_damage);
     visit("fence_max_damage_ratio", c.fence_max_damage_ratio);
     visit("fence_release_rejected", c.fence_release_rejected);
+    visit("heldout_check", c.heldout_check);
+    visit("heldout_max_prompts", c.heldout_max_prompts);
     visit("seed", c.seed);
 }
 
@@ -168,6 +170,64 @@ nlohmann::json LocateConfig::to_json() const {
     return json;
 }
 
+const std::vector<std::pair<std::string, std::string>>& LocateConfig::key_docs() {
+    static const std::vector<std::pair<std::string, std::string>> docs = {
+        {"corpus_dir", "folder with corp.jsonl, authentic.jsonl and the fence corpora; relative paths are tried "
+                       "in the working directory, then in the subzero checkout"},
+        {"max_prompts_per_class", "rows read from corp and from authentic for stages 0 to 8; later rows are "
+                                  "held out for the held-out check"},
+        {"max_length", "tokens per rendered row; longer rows are cut at the end"},
+        {"batch_size", "rows per forward pass in stages 0, 1 and 3 and in the held-out check"},
+        {"layer_ranking", "how stage 0 picks layers: gradient (gradient norm of o_proj and down_proj on corp), "
+                          "last (deepest layers) or all"},
+        {"ranking_batches", "corp batches whose gradient norms stage 0 sums"},
+        {"sacred_fraction", "share of the model's layers analysed (at least one), 0 to 1"},
+        {"skip_first_last", "never analyse the first and the last layer"},
+        {"skip_layers", "further layer indices never analysed"},
+        {"projections", "MLP projections analysed in each layer: gate_proj, up_proj, down_proj"},
+        {"pooling", "stage 1 pooling of each row: last (last real token) or mean (over the reply tokens)"},
+        {"atp_variant", "stage 3 score: signed (first-order effect of removing each direction on "
+                        "CE(corp) - CE(authentic)) or reference (weight-gradient norm times activation contrast)"},
+        {"cone_directions", "spherical k-means centroids of the corp-minus-authentic residual cone"},
+        {"cone_kmeans_iterations", "k-means iterations for the cone"},
+        {"weight_wanda", "composite weight of the Wanda ratio (corp over authentic activation times singular value)"},
+        {"weight_atp", "composite weight of |attribution|"},
+        {"weight_cone", "composite weight of the cone alignment"},
+        {"knee_max_fraction", "the knee keeps at most this share of a projection's directions, 0 to 1"},
+        {"knee_flat_quantile", "on a flat curve, keep directions whose composite exceeds this quantile, 0 to 1"},
+        {"knee_flat_epsilon", "a curve whose max - min is at most this counts as flat"},
+        {"bouncer_scale", "gain kept along a selected direction when DAS is off, 0 to 1"},
+        {"coherence", "run stage 5, which rescales the composite by the best cosine with the neighbour layers' "
+                      "top directions"},
+        {"coherence_top_fraction", "share of a neighbour layer's directions compared, 0 to 1"},
+        {"coherence_top_max", "at most this many neighbour directions compared"},
+        {"coherence_flat_fraction", "on a flat repassed curve, keep this top share, 0 to 1"},
+        {"causal_gate", "run stage 6, which ablates each candidate and keeps those that raise corp CE and lower "
+                        "authentic CE"},
+        {"causal_batch", "corp rows and authentic rows scored per candidate in stage 6"},
+        {"causal_max_candidates", "candidates ablated per projection in stage 6 (the highest composite first); "
+                                  "the main cost of a run"},
+        {"causal_keep_quantile", "stage 6 keeps scores above max(0, this quantile of the candidates' scores)"},
+        {"das", "run stage 7, which rotates the kept directions onto the main axes of their logit effects"},
+        {"das_batch", "authentic rows whose last-token logits stage 7 compares"},
+        {"das_target_rank", "rotated axes kept per projection, at most"},
+        {"das_explained_floor", "a rotated axis must explain at least this share of the logit-effect variance"},
+        {"das_min_scale", "gain kept along an axis that explains everything; scale = 1 - (1 - this) * explained"},
+        {"fence", "run stage 8, which releases axes whose removal costs capability loss"},
+        {"fence_corpora", "capability corpora of the fence, file names without .jsonl"},
+        {"fence_max_prompts", "rows read from each fence corpus"},
+        {"fence_batch", "rows of each fence corpus scored per axis"},
+        {"fence_max_damage", "max capability CE change allowed per axis, nats"},
+        {"fence_max_damage_ratio", "max capability CE change per unit of explained variance"},
+        {"fence_release_rejected", "drop fence-rejected axes from the training lock as well as from the surgery"},
+        {"heldout_check", "after stage 8, compare clean and ablated CE on held-out corp and authentic rows, with a "
+                          "random-direction control"},
+        {"heldout_max_prompts", "held-out rows per class, at most"},
+        {"seed", "seed of every random choice (k-means start, random control directions)"},
+    };
+    return docs;
+}
+
 void LocateConfig::validate(const std::string& source) const {
     require_positive(source, "max_prompts_per_class", max_prompts_per_class);
     if (max_length < 8) {
@@ -211,6 +271,7 @@ void LocateConfig::validate(const std::string& source) const {
     require_fraction(source, "das_min_scale", das_min_scale, true);
     require_positive(source, "fence_max_prompts", fence_max_prompts);
     require_positive(source, "fence_batch", fence_batch);
+    require_positive(source, "heldout_max_prompts", heldout_max_prompts);
     if (!(fence_max_damage >= 0.0) || !(fence_max_damage_ratio >= 0.0)) {
         fail("{}: 'fence_max_damage' and 'fence_max_damage_ratio' must be non-negative", source);
     }

@@ -78,6 +78,12 @@ struct LocateConfig {
     // The reference keeps a rejected axis locked against training; subzero releases it.
     bool fence_release_rejected = true;
 
+    // Held-out check after stage 8: the rows of corp and authentic past max_prompts_per_class,
+    // scored clean, with every atlas direction attenuated at once, and with as many random
+    // directions in the same projections. Not part of the reference.
+    bool heldout_check = true;
+    int64_t heldout_max_prompts = 16;     // held-out rows per class, at most
+
     uint64_t seed = 0;
 
     // Reads a JSON object; keys not given keep their defaults. Throws sz::Error naming `source`
@@ -85,6 +91,8 @@ struct LocateConfig {
     static LocateConfig from_json(const nlohmann::json& json, const std::string& source);
     static LocateConfig from_file(const std::string& path);
     nlohmann::json to_json() const;
+    // Every key of to_json(), in declaration order, with what it sets and its unit.
+    static const std::vector<std::pair<std::string, std::string>>& key_docs();
     // Throws sz::Error naming the first invalid field.
     void validate(const std::string& source) const;
 };
