@@ -81,7 +81,12 @@ EvalConfig eval_config(const nlohmann::json& settings, const std::string& source
 }  // namespace
 
 void check_eval_settings(const nlohmann::json& settings, const std::string& source) {
-    eval_config(settings, source).validate();
+    EvalConfig config = eval_config(settings, source);
+    // The run supplies the models and the folder later; only the settings are checked here.
+    config.base = "base";
+    config.tuned = "tuned";
+    config.out_dir = "eval";
+    config.validate();
 }
 
 std::string run_eval_stage(const std::string& base, const std::string& tuned, const std::string& heldout,

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress_bar.h"
 #include "data/split.h"
 #include "data/tokenized_example.h"
 #include "locate/atlas.h"
@@ -489,9 +490,13 @@ TrainRunResult run_training(const TrainRunOptions& options) {
         last_evaluated = 0;
     }
     const std::string report_path = (fs::path(options.output_dir) / "report.html").string();
+    ProgressBar progress("train", config.max_steps - trainer.steps_done());
     while (trainer.steps_done() < config.max_steps) {
         StepMetrics step = trainer.step();
         result.history.push_back(step);
+        progress.set_postfix(fmt::format("loss {:.3f} lr {:.2g} {} {:.0f} tok/s", step.loss, step.lr, step.mode,
+                                         step.seconds > 0.0 ? static_cast<double>(step.tokens) / step.seconds : 0.0));
+        progress.advance();
         if (step.step % config.log_every == 0 || step.step == config.max_steps || step.step == 1) {
             log_step(step, config.max_steps);
         }
@@ -510,6 +515,7 @@ TrainRunResult run_training(const TrainRunOptions& options) {
             result.last_checkpoint = trainer.save_checkpoint();
         }
     }
+    progress.finish();
     result.last_checkpoint = trainer.save_checkpoint();
     result.steps = trainer.steps_done();
     if (result.stopped) {

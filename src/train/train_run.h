@@ -48,7 +48,7 @@ struct TrainRunConfig {
     int64_t checkpoint_every = 100;  // 0 writes only at the end and on a stop request
     int64_t keep_checkpoints = 2;    // 0 keeps all
     int64_t eval_every = 50;         // 0 evaluates only at the end
-    int64_t log_every = 1;
+    int64_t log_every = 10;      // log lines; the progress bar shows every step
 
     // Data
     double heldout_fraction = 0.05;  // in [0, 1); 0 turns held-out evaluation off
