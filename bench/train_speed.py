@@ -14,8 +14,9 @@ Both trainers run the same LoRA fine-tune of the real Gemma 3 270M in float32 on
     clipping at global norm 1.0, one micro-batch per step;
   - 2 threads: OMP_NUM_THREADS=2 for both, `subzero -t 2`, torch.set_num_threads(2).
 
-Each round runs subzero, then Hugging Face, each as its own process under
-`flock /tmp/subzero-heavy.lock`. The first --warmup steps are not timed. Peak memory is the
+Each round runs subzero, then Hugging Face, each as its own process. The script holds
+/tmp/subzero-heavy.lock (flock) over all rounds, so that no other heavy job that takes the lock
+runs between them. The first --warmup steps are not timed. Peak memory is the
 process's maximum resident set size (wait4's ru_maxrss), which includes loading the model.
 Prints one Markdown table row per run and the median subzero / Hugging Face ratios.
 
@@ -23,6 +24,7 @@ The Hugging Face side runs in a child process under the venv's Python (--hf-work
 script itself needs only the standard library.
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -55,14 +57,13 @@ def thread_environment(threads: int) -> dict:
 
 
 def run_measured(command: list, env: dict, log_path: str) -> int:
-    """Runs `command` under the heavy-job lock; returns the peak RSS in KiB of it and its children."""
+    """Run `command` and return its peak RSS in KiB (Linux reports ru_maxrss in KiB)."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen(["flock", LOCK] + command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit("train_speed: %s failed with exit code %d; see %s" % (command[0], code, log_path))
-    # Linux reports ru_maxrss in KiB; flock's own usage folds in the waited-for trainer's.
     return usage.ru_maxrss
 
 
@@ -189,6 +190,9 @@ def main() -> None:
     subprocess.run([os.path.join(args.build, "train_batches_bench"), "gemma3-270m", config_path, args.data,
                     str(args.warmup + args.steps), batches_path], check=True)
 
+    lock = open(LOCK, "a")
+    print("train_speed: waiting for %s" % LOCK, flush=True)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     rows = []
     for round_index in range(args.rounds):
         run_dir = os.path.join(args.work, "subzero-%d" % round_index)
@@ -200,6 +204,7 @@ def main() -> None:
               "%.4f vs %.4f" % (round_index + 1, subzero["trained_tokens_per_s"], subzero["peak_rss_mib"],
                                 hf["trained_tokens_per_s"], hf["peak_rss_mib"], subzero["first_loss"],
                                 hf["first_loss"]), flush=True)
+    fcntl.flock(lock, fcntl.LOCK_UN)
 
     print()
     print("HF side:", json.dumps(rows[0][1]["versions"]))
