@@ -7,11 +7,13 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/threading.h"
 
 int main(int argc, char** argv) {
     sz::ensure_passive_openmp(argv);
+    sz::keep_freed_memory_in_process();
     sz::set_thread_count(0);
     CLI::App app{"subzero: find and remove the assistant cadence of a chat model, then teach it one person's voice"};
     app.require_subcommand(1);

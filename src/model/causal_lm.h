@@ -36,6 +36,15 @@ struct ForwardOptions {
     // layer l pays for the layers before it once. Not combinable with a KV cache.
     int64_t start_layer = 0;
     torch::Tensor start_residual;
+    // Return the final normalised hidden states (ln_final.hook_normalized, [.., H]) instead of
+    // logits, for losses that apply the head themselves in chunks (chunked_cross_entropy.h).
+    bool return_hidden = false;
+};
+
+// The output head: logits = softcap · tanh((h Wᵀ) / softcap), or h Wᵀ when softcap is 0.
+struct OutputHead {
+    torch::Tensor weight;   // [V, H]
+    double softcap = 0.0;
 };
 
 class CausalLM {
@@ -47,6 +56,8 @@ public:
     // tokens: [B, T] int64. Returns float32 logits [B, T, V] ([B, 1, V] with
     // last_position_only, [n, V] with logit_positions).
     virtual torch::Tensor forward(const torch::Tensor& tokens, const ForwardOptions& options) = 0;
+
+    virtual OutputHead output_head() = 0;
 
     // The [out, in] weight of projection `p` in layer `il`, for surgery and LoRA merges.
     virtual torch::Tensor& projection_weight(int64_t il, Projection p) = 0;

@@ -84,6 +84,11 @@ std::vector<std::string> Gemma3Model::hook_names() const {
     return names;
 }
 
+OutputHead Gemma3Model::output_head() {
+    // Gemma ties the head to the token embedding table (unscaled).
+    return {weights_.token_embd, config_.f_final_logit_softcap};
+}
+
 torch::Tensor& Gemma3Model::projection_weight(int64_t il, Projection p) {
     if (il < 0 || il >= config_.n_layer) {
         fail("layer {} out of range: the model has {} layers", il, config_.n_layer);
@@ -314,6 +319,9 @@ torch::Tensor Gemma3Model::forward(const torch::Tensor& tokens, const ForwardOpt
         x = x.reshape({B * T, -1}).index_select(0, options.logit_positions.reshape({-1}).nonzero().squeeze(1));
     }
     torch::Tensor h = run_hook("ln_final.hook_normalized", rms_norm(x, weights_.output_norm));
+    if (options.return_hidden) {
+        return h;
+    }
     torch::Tensor logits = matmul_weight(h, weights_.token_embd);  // [B, T, V]
     if (config_.f_final_logit_softcap > 0.0f) {
         logits = torch::tanh(logits / config_.f_final_logit_softcap) * config_.f_final_logit_softcap;

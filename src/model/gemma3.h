@@ -63,6 +63,7 @@ public:
 
     const ModelConfig& config() const override { return config_; }
     torch::Tensor forward(const torch::Tensor& tokens, const ForwardOptions& options) override;
+    OutputHead output_head() override;
     torch::Tensor& projection_weight(int64_t il, Projection p) override;
     void for_each_parameter(const std::function<void(const std::string&, torch::Tensor&)>& visit) override;
     std::vector<std::string> hook_names() const override;

@@ -323,10 +323,8 @@ HeldoutLoss heldout_loss(CausalLM& model, const LoraAdapter& adapter, const std:
         }
         Batch batch = make_batch(examples, indices, /*pad_id=*/0);
         ForwardOptions options;
-        options.attention_mask = batch.attention_mask;
         options.adapter = &adapter;
-        options.logit_positions = scoring_positions(batch);
-        loss_sum += trained_token_loss_sum(model.forward(batch.input_ids, options), batch).item<double>();
+        loss_sum += trained_token_loss(model, batch, options).item<double>();
         trained += batch.trained_tokens;
     }
     HeldoutLoss result;

@@ -15,6 +15,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fnv_hash.h"
+#include "model/chunked_cross_entropy.h"
 #include "formats/safetensors.h"
 
 namespace sz {
@@ -77,6 +78,17 @@ torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& b
     torch::Tensor log_probs = torch::log_softmax(logits, -1);
     torch::Tensor picked = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1);
     return -(picked * weights).sum();
+}
+
+torch::Tensor trained_token_loss(CausalLM& model, const Batch& batch, ForwardOptions options) {
+    options.attention_mask = batch.attention_mask;
+    options.logit_positions = scoring_positions(batch);
+    options.return_hidden = true;
+    torch::Tensor hidden = model.forward(batch.input_ids, options);   // [n, H], row-major
+    torch::Tensor trained = batch.loss_mask.slice(1, 1) != 0;
+    OutputHead head = model.output_head();
+    return chunked_cross_entropy(hidden, head.weight, head.softcap, batch.input_ids.slice(1, 1).masked_select(trained),
+                                 batch.loss_mask.slice(1, 1).masked_select(trained));
 }
 
 void install_stop_signal_handlers() {
@@ -248,11 +260,8 @@ double Trainer::accumulate(const Window& window) {
         const Batch& batch = window.batches[i];
         adapter_.reseed_dropout(mix_seed(config_.seed, static_cast<uint64_t>(micro_batches_) + i));
         ForwardOptions options;
-        options.attention_mask = batch.attention_mask;
         options.adapter = &adapter_;
-        options.logit_positions = scoring_positions(batch);
-        torch::Tensor logits = model_.forward(batch.input_ids, options);
-        torch::Tensor summed = trained_token_loss_sum(logits, batch);
+        torch::Tensor summed = trained_token_loss(model_, batch, options);
         (summed / normaliser).backward();
         loss_sum += summed.item<double>();
     }

@@ -157,6 +157,11 @@ torch::Tensor scoring_positions(const Batch& batch);
 // `logits` ([n, V]) is the output of a forward pass given scoring_positions(batch).
 torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& batch);
 
+// The same sum computed from the final hidden states with chunked_cross_entropy, so the
+// [n, V] logits never exist whole; what training uses. Sets the mask, positions and
+// return_hidden of `options`.
+torch::Tensor trained_token_loss(CausalLM& model, const Batch& batch, ForwardOptions options);
+
 // Stop requests: SIGTERM and SIGINT set a flag that train() checks after each step, so the
 // run writes a checkpoint and returns instead of dying mid-step.
 void install_stop_signal_handlers();
