@@ -13,6 +13,7 @@
 #include "cli/generation_flags.h"
 #include "core/error.h"
 #include "locate/locate.h"
+#include "locate/locate_report.h"
 #include "model/loader.h"
 
 namespace sz::cli {
@@ -93,6 +94,10 @@ void run_locate(const LocateCommandOptions& command) {
     }
     spdlog::info("atlas with {} axes in {} projections written to {} ({:.1f} s)", axes, atlas.projections.size(),
                  command.out, total_seconds);
+    const nlohmann::json timings = read_locate_timings(command.out);
+    const std::string report_path = (fs::path(command.out) / "report.html").string();
+    write_locate_report(atlas, timings, report_path);
+    fmt::print(stderr, "{}\nreport: {}\n", locate_summary(atlas, timings), report_path);
 }
 
 }  // namespace

@@ -165,7 +165,7 @@ RunResult run_pipeline(const RunConfig& config) {
         LoadedModel loaded = load_model(config.model);
         Atlas atlas = locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, model_name}, config.locate, atlas_dir,
                [](const StageReport& report) {
-                   spdlog::info("  locate stage {}/8 {}: {} ({:.1f} s{})", report.stage, report.name, report.detail,
+                   spdlog::info("  locate stage {}/9 {}: {} ({:.1f} s{})", report.stage, report.name, report.detail,
                                 report.seconds, report.from_cache ? ", cached" : "");
                });
         const nlohmann::json timings = read_locate_timings(atlas_dir);
