@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
@@ -21,21 +22,28 @@ struct SurgeryFactors {
     torch::Tensor b;   // [out, m] float32
 };
 
-// Runs the surgery on a copy of each affected weight and factors the change. ΔW_s has rank at
-// most `directions`, so a rank-`directions` SVD (float64) represents it to rounding.
+// Runs the surgery on each affected weight, factors the change and restores the weight.
+// ΔW_s has rank at most m = `directions`, so a randomized range finder with a few spare columns
+// captures its column space exactly (up to rounding): Q = orth(ΔW Ω), then ΔW = Q (Qᵀ ΔW), and
+// an SVD of the small [k, in] matrix Qᵀ ΔW truncates the factors to rank m. A full SVD of every
+// [2048, 640] change in float64 took seconds each on 2 cores.
 std::map<std::string, SurgeryFactors> surgery_factors(CausalLM& model, const Atlas& atlas) {
     torch::NoGradGuard no_grad;
     SurgeryOptions options;
     options.keep_originals = true;
     SurgeryReport report = apply_surgery(model, atlas, options);
+    torch::Generator generator = at::detail::createCPUGenerator(/*seed_val=*/0x5eed);
     std::map<std::string, SurgeryFactors> factors;
     for (const SurgeryRecord& record : report.applied) {
         torch::Tensor updated = model.projection_weight(record.layer, record.projection).to(torch::kFloat64);
-        torch::Tensor change = updated - record.original.to(torch::kFloat64);
-        auto [u, s, vh] = torch::linalg_svd(change, /*full_matrices=*/false);
+        torch::Tensor change = updated - record.original.to(torch::kFloat64);                   // [out, in]
+        const int64_t k = std::min<int64_t>({record.directions + 4, change.size(0), change.size(1)});
+        torch::Tensor probe = torch::randn({change.size(1), k}, generator, torch::kFloat64);
+        torch::Tensor q = std::get<0>(torch::linalg_qr(torch::matmul(change, probe), "reduced"));   // [out, k]
+        auto [u, s, vh] = torch::linalg_svd(torch::matmul(q.t(), change), /*full_matrices=*/false);  // [k, in]
         const int64_t m = std::min<int64_t>(record.directions, s.size(0));
         factors[record.key()] = {vh.narrow(0, 0, m).to(torch::kFloat32).contiguous(),
-                                 (u.narrow(1, 0, m) * s.narrow(0, 0, m)).to(torch::kFloat32).contiguous()};
+                                 (torch::matmul(q, u.narrow(1, 0, m)) * s.narrow(0, 0, m)).to(torch::kFloat32).contiguous()};
     }
     restore_surgery(model, report);
     return factors;
