@@ -114,12 +114,14 @@ TEST_F(TrainRunTest, LossFallsAndOutputsWritten) {
     }
     EXPECT_LT(last_five, 0.5 * first) << "first loss " << first << ", mean of last five " << last_five;
 
-    // Evaluations at steps 10, 20 and 30, and the held-out loss falls too.
-    ASSERT_EQ(result.heldout.size(), 3u);
-    EXPECT_EQ(result.heldout[0].step, 10);
-    EXPECT_EQ(result.heldout[2].step, 30);
+    // Evaluations before training (the starting value) and at steps 10, 20 and 30; the
+    // held-out loss falls too.
+    ASSERT_EQ(result.heldout.size(), 4u);
+    EXPECT_EQ(result.heldout[0].step, 0);
+    EXPECT_EQ(result.heldout[1].step, 10);
+    EXPECT_EQ(result.heldout[3].step, 30);
     EXPECT_GT(result.heldout[0].trained_tokens, 0);
-    EXPECT_LT(result.heldout[2].loss, result.heldout[0].loss);
+    EXPECT_LT(result.heldout[3].loss, result.heldout[0].loss);
 
     const fs::path out = o.output_dir;
     EXPECT_TRUE(fs::exists(out / "config.json"));

@@ -76,6 +76,9 @@ void run_locate(const LocateCommandOptions& command) {
              command.model.empty() ? "MODEL" : "--out");
     }
     config.corpus_dir = resolve_corpus_dir(config.corpus_dir);
+    if (fs::exists(command.out) && !fs::is_directory(command.out)) {
+        fail("--out '{}' exists and is not a folder; pass a folder for the atlas and its stage cache", command.out);
+    }
 
     log_to_stderr();
     spdlog::info("loading {}", command.model);

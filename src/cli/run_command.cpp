@@ -8,9 +8,9 @@
 
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "core/error.h"
 #include "pipeline/run_config.h"
 #include "pipeline/run_pipeline.h"
-#include "train/trainer.h"
 
 namespace sz::cli {
 
@@ -32,8 +32,10 @@ void run_run(const RunCommandOptions& command) {
         return;
     }
     log_to_stderr();
-    install_stop_signal_handlers();
     RunResult result = run_pipeline(config);
+    if (!result.finished) {
+        fail("{}", result.summary);   // exit status 1, so scripts can tell a stopped run from a finished one
+    }
     fmt::print("{}\n", result.summary);
 }
 

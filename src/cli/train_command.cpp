@@ -50,6 +50,21 @@ struct TrainCommandOptions {
     std::optional<int64_t> max_tokens;
 };
 
+// CLI11's PositiveNumber prints the whole range of a double in its message; this one names the
+// value only.
+const CLI::Validator kPositive(
+    [](std::string& value) -> std::string {
+        try {
+            if (std::stod(value) > 0.0) {
+                return "";
+            }
+        } catch (const std::exception&) {
+            return "expected a number greater than 0, got '" + value + "'";
+        }
+        return "expected a number greater than 0, got " + value;
+    },
+    "POSITIVE");
+
 template <typename T>
 void override_field(T& field, const std::optional<T>& flag) {
     if (flag) {
@@ -162,12 +177,12 @@ void add_train_command(CLI::App& app) {
                                     defaults.seed));
     command->add_option("--max-steps", options->max_steps,
                         fmt::format("Optimizer steps to train (default {})", defaults.max_steps))
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     command->add_option("--heldout-fraction", options->heldout_fraction,
                         fmt::format("Share of conversations held out for evaluation, in [0, 1) (default {})",
                                     defaults.heldout_fraction));
     command->add_option("--rank", options->rank, fmt::format("LoRA rank (default {})", defaults.rank))
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     command->add_option("--alpha", options->alpha,
                         fmt::format("LoRA alpha; the update is scaled by alpha / rank (default {})", defaults.alpha));
     command->add_option("--dropout", options->dropout,
@@ -178,11 +193,11 @@ void add_train_command(CLI::App& app) {
                         fmt::format("AdamW decoupled weight decay (default {})", defaults.weight_decay));
     command->add_option("-b,--batch-size", options->batch_size,
                         fmt::format("Conversations per micro-batch (default {})", defaults.batch_size))
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     command->add_option("--grad-accum", options->gradient_accumulation_steps,
                         fmt::format("Micro-batches per optimizer step (default {})",
                                     defaults.gradient_accumulation_steps))
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     command->add_option("--scheduler", options->scheduler,
                         fmt::format("Learning-rate scheduler (default {})", defaults.scheduler))
         ->check(CLI::IsMember(scheduler_names()));
@@ -196,7 +211,7 @@ void add_train_command(CLI::App& app) {
                                     defaults.checkpoint_every));
     command->add_option("--log-every", options->log_every,
                         fmt::format("Optimizer steps between progress lines (default {})", defaults.log_every))
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     command->add_option("--max-tokens", options->max_tokens,
                         fmt::format("Context length in tokens; a longer conversation is an error (default {})",
                                     defaults.max_tokens));

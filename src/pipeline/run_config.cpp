@@ -72,9 +72,12 @@ RunConfig RunConfig::from_file(const std::string& path) {
     if (!in) {
         fail("run config '{}' not found or not readable", path);
     }
-    nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded()) {
-        fail("run config '{}' is not valid JSON", path);
+    nlohmann::json json;
+    try {
+        json = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+        // e.byte is the 1-based offset of the first character the parser rejected.
+        fail("run config '{}' is not valid JSON: {}", path, e.what());
     }
     if (!json.is_object()) {
         fail("run config '{}' must hold a JSON object, got {}", path, json_kind(json));

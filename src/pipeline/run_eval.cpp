@@ -82,6 +82,14 @@ EvalConfig eval_config(const nlohmann::json& settings, const std::string& source
 
 void check_eval_settings(const nlohmann::json& settings, const std::string& source) {
     EvalConfig config = eval_config(settings, source);
+    // Named by their config keys here; EvalConfig::validate names the eval command's flags.
+    if (config.limit < 0) {
+        fail("{}: 'limit' must be 0 (all prompts) or a positive number, got {}", source, config.limit);
+    }
+    if (config.max_new_tokens < 1 || config.batch_size < 1) {
+        fail("{}: 'max_new_tokens' and 'batch_size' must be at least 1, got {} and {}", source, config.max_new_tokens,
+             config.batch_size);
+    }
     // The run supplies the models and the folder later; only the settings are checked here.
     config.base = "base";
     config.tuned = "tuned";
@@ -114,7 +122,8 @@ void write_run_report(const std::string& out, const nlohmann::json& state) {
     HtmlReport report("subzero run", out);
     report.add_section("Stages", "stages");
     std::vector<std::vector<std::string>> rows;
-    for (const auto& [name, stage] : state.value("stages", nlohmann::json::object()).items()) {
+    const nlohmann::json stages = state.value("stages", nlohmann::json::object());
+    for (const auto& [name, stage] : stages.items()) {
         rows.push_back({name, stage.value("status", ""), fmt::format("{:.1f}", stage.value("seconds", 0.0))});
     }
     report.add_table({"stage", "status", "seconds (last run)"}, rows);

@@ -110,6 +110,9 @@ void check_inputs(const RunConfig& config) {
     }
     check_eval_settings(config.eval, config.source + ": eval");
 
+    if (fs::exists(config.out) && !fs::is_directory(config.out)) {
+        fail("run folder '{}' exists and is not a folder; set 'out' in {} or pass --out DIR", config.out, config.source);
+    }
     fs::create_directories(config.out);
     const fs::path probe = fs::path(config.out) / ".write-test";
     {
@@ -204,10 +207,14 @@ RunResult run_pipeline(const RunConfig& config) {
         }
         const auto start = std::chrono::steady_clock::now();
         state.mark("train", train_fp, "started", 0.0);
+        // Only training has stop points (a checkpoint after the current step); elsewhere
+        // SIGINT and SIGTERM end the process at once, and the stage caches make a rerun resume.
+        install_stop_signal_handlers();
         TrainRunResult trained = run_training(options);
+        restore_default_stop_signal_handlers();
         if (trained.stopped) {
-            spdlog::warn("stopped during training at step {}; run the same command again to resume", trained.steps);
-            result.summary = "stopped during training; run the same command again to resume";
+            result.summary = fmt::format("stopped during training after step {}; run the same `subzero run` command "
+                                         "again to resume from the checkpoint", trained.steps);
             return result;
         }
         state.mark("train", train_fp, "done", seconds_since(start));

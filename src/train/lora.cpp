@@ -120,6 +120,12 @@ LoraConfig LoraConfig::from_peft_json(const nlohmann::json& config, const std::s
     }
 
     result.targets.clear();
+    if (config.contains("rank_pattern") && config["rank_pattern"].is_object() && !config["rank_pattern"].empty()) {
+        fail("{}: the adapter sets per-module ranks (rank_pattern), which subzero's LoRA loader does not read. An "
+             "adapter written by `export --peft-out` is for PEFT on the unmodified base; in subzero use the "
+             "`subzero train` run's adapter/ folder together with its --atlas",
+             source);
+    }
     for (const std::string& name : required_field<std::vector<std::string>>(config, "target_modules", source)) {
         try {
             result.targets.push_back(parse_projection(name));

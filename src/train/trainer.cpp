@@ -99,6 +99,14 @@ void install_stop_signal_handlers() {
     sigaction(SIGINT, &action, nullptr);
 }
 
+void restore_default_stop_signal_handlers() {
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+}
+
 void request_training_stop() { g_stop_requested = 1; }
 bool training_stop_requested() { return g_stop_requested != 0; }
 void clear_training_stop_request() { g_stop_requested = 0; }

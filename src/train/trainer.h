@@ -165,6 +165,9 @@ torch::Tensor trained_token_loss(CausalLM& model, const Batch& batch, ForwardOpt
 // Stop requests: SIGTERM and SIGINT set a flag that train() checks after each step, so the
 // run writes a checkpoint and returns instead of dying mid-step.
 void install_stop_signal_handlers();
+// Puts back the default action (terminate) for SIGTERM and SIGINT, for the stages of a longer
+// job that have no stop points of their own.
+void restore_default_stop_signal_handlers();
 void request_training_stop();
 bool training_stop_requested();
 void clear_training_stop_request();
