@@ -30,7 +30,7 @@ nlohmann::json read_object(const nlohmann::json& value, const std::string& key, 
     return value;
 }
 
-// The subzero checkout that holds this binary (build/subzero -> ..), or "" when unknown.
+// The subzero checkout that contains this binary (build/subzero -> ..), or "" when unknown.
 fs::path checkout_dir() {
     std::error_code error;
     fs::path executable = fs::read_symlink("/proc/self/exe", error);
@@ -76,7 +76,7 @@ RunConfig RunConfig::from_file(const std::string& path) {
     try {
         json = nlohmann::json::parse(in);
     } catch (const nlohmann::json::parse_error& e) {
-        // e.byte is the 1-based offset of the first character the parser rejected.
+        // The parser's message gives the line and column of the first invalid character.
         fail("run config '{}' is not valid JSON: {}", path, e.what());
     }
     if (!json.is_object()) {

@@ -207,8 +207,9 @@ RunResult run_pipeline(const RunConfig& config) {
         }
         const auto start = std::chrono::steady_clock::now();
         state.mark("train", train_fp, "started", 0.0);
-        // Only training has stop points (a checkpoint after the current step); elsewhere
-        // SIGINT and SIGTERM end the process at once, and the stage caches make a rerun resume.
+        // Only training has stop points: it writes a checkpoint after the current step. In the
+        // other stages SIGINT and SIGTERM end the process at once, and a rerun resumes from the
+        // stage caches.
         install_stop_signal_handlers();
         TrainRunResult trained = run_training(options);
         restore_default_stop_signal_handlers();
