@@ -67,8 +67,13 @@ void run_export(const ExportCommandOptions& command) {
     }
     if (tuning.atlas || tuning.adapter) {
         merge_tuning(loaded, tuning);
-        spdlog::info("merged{}{} into the weights", tuning.atlas ? " the atlas surgery" : "",
-                     tuning.adapter ? (tuning.atlas ? " and the adapter" : " the adapter") : "");
+        std::string merged = "the atlas surgery and the adapter";
+        if (!tuning.adapter) {
+            merged = "the atlas surgery";
+        } else if (!tuning.atlas) {
+            merged = "the adapter";
+        }
+        spdlog::info("merged {} into the weights", merged);
     }
     if (!options.gguf_path.empty() || !options.hf_dir.empty()) {
         export_model(loaded, options);

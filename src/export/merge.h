@@ -24,7 +24,7 @@
 
 namespace sz {
 
-// What a tuned model is made of. Either part may be empty.
+// Inputs of a tuned model: an atlas folder and an adapter folder. Either may be empty.
 struct TuningInputs {
     std::string atlas_dir;     // atlas of `subzero locate`; empty: no surgery
     std::string adapter_dir;   // PEFT adapter of `subzero train`; empty: no adapter

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fnv_hash.h"
 #include "core/progress_bar.h"
 #include "formats/safetensors.h"
 #include "locate/corpus.h"
@@ -25,27 +26,15 @@ namespace {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 
-// 64-bit FNV-1a, used for the weight hash, corpus hashes and the cache key.
-struct Fnv64 {
-    uint64_t state = 1469598103934665603ull;
-    void add(const void* data, size_t size) {
-        const auto* bytes = static_cast<const uint8_t*>(data);
-        for (size_t i = 0; i < size; ++i) {
-            state = (state ^ bytes[i]) * 1099511628211ull;
-        }
-    }
-    void add(const std::string& text) { add(text.data(), text.size()); }
-    std::string hex() const { return fmt::format("{:016x}", state); }
-};
-
+// FNV-1a of the file's bytes, recorded per corpus in atlas.json and in the cache key.
 std::string file_hash(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         fail("corpus file '{}' not found or not readable", path);
     }
     std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    Fnv64 hash;
-    hash.add(contents);
+    Fnv1a64 hash;
+    hash.update(contents.data(), contents.size());
     return hash.hex();
 }
 
@@ -1041,10 +1030,10 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
             corpus_hashes_[name] = file_hash(config_.corpus_dir + "/" + name + ".jsonl");
         }
     }
-    Fnv64 key_hash;
-    key_hash.add(config_.to_json().dump());
-    key_hash.add(identity_.dump());
-    key_hash.add(corpus_hashes_.dump());
+    Fnv1a64 key_hash;
+    key_hash.update(config_.to_json().dump());
+    key_hash.update(identity_.dump());
+    key_hash.update(corpus_hashes_.dump());
     cache_key_ = key_hash.hex();
 
     struct StageDef {
@@ -1107,11 +1096,11 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
 
 nlohmann::json model_identity(CausalLM& model) {
     const ModelConfig& c = model.config();
-    Fnv64 hash;
+    Fnv1a64 hash;
     model.for_each_parameter([&](const std::string& name, torch::Tensor& tensor) {
         torch::Tensor data = tensor.detach().to(torch::kFloat32).contiguous();
-        hash.add(name);
-        hash.add(data.data_ptr(), static_cast<size_t>(data.numel()) * sizeof(float));
+        hash.update(name.data(), name.size());
+        hash.update(data.data_ptr(), static_cast<size_t>(data.numel()) * sizeof(float));
     });
     return {{"arch", c.arch}, {"n_layer", c.n_layer}, {"n_embd", c.n_embd}, {"n_ff", c.n_ff},
             {"n_vocab", c.n_vocab}, {"weight_hash", hash.hex()}};

@@ -21,8 +21,8 @@ namespace sz {
 //   weight   [V, H] float32 head weight, must not require grad
 //   targets  [n] int64
 //   weights  [n] float32, or undefined for all ones
-// `vocab_block` vocabulary rows are processed at a time; a block's logits take
-// n · vocab_block · 4 bytes (20 MB for 300 positions and the default).
+// `vocab_block` vocabulary rows are processed at a time. A block's logits take
+// n · vocab_block · 4 bytes, 20 MB for 300 positions and the default.
 torch::Tensor chunked_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight, double softcap,
                                     const torch::Tensor& targets, const torch::Tensor& weights,
                                     int64_t vocab_block = 16384);

@@ -9,10 +9,10 @@
 //   <out>/eval/             base vs tuned: eval.json, replies.md
 //   <out>/report.html       one page linking the stage reports, with the eval table
 //
-// Each stage is skipped when it finished before with the same fingerprint (its settings and
-// everything upstream of it); an interrupted stage resumes through its own cache (locate's
-// stage files, train's checkpoints); a stage whose settings changed reruns with every stage
-// after it.
+// A stage is skipped when it finished before with the same fingerprint, which covers its
+// settings and everything upstream of it. An interrupted stage resumes through its own cache
+// (locate's stage files, train's checkpoints). A stage whose settings changed reruns, and so
+// does every stage after it.
 #pragma once
 
 #include <string>

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/atomic_file.h"
+#include "report/svg_plot.h"
 
 namespace sz {
 
@@ -52,19 +53,9 @@ bool looks_numeric(const std::string& text) {
 }  // namespace
 
 std::string escape_html(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (char c : text) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
+    // HTML text and attributes need the same five entities as XML, and control characters
+    // have no place in either.
+    return svg::escape_xml(text);
 }
 
 HtmlReport::HtmlReport(std::string title, std::string subtitle)

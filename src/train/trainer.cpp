@@ -69,7 +69,7 @@ torch::Tensor scoring_positions(const Batch& batch) {
 }
 
 // Token CE summed over the trained positions of one batch, weighted by the loss mask. `logits`
-// holds the scoring positions only ([n, V], row-major), as the forward pass returns them when
+// contains the scoring positions only ([n, V], row-major), as the forward pass returns them when
 // given scoring_positions(batch).
 torch::Tensor trained_token_loss_sum(const torch::Tensor& logits, const Batch& batch) {
     torch::Tensor trained = batch.loss_mask.slice(1, 1) != 0;
