@@ -1,6 +1,10 @@
 // chunked_cross_entropy against the same loss built from whole logits with libtorch autograd:
-// value and gradient with respect to the hidden states, with and without a soft cap.
+// value and gradient with respect to the hidden states, with and without a soft cap, through
+// the vocabulary-blocked path (no gradients) and the position-blocked path (gradients).
 #include <gtest/gtest.h>
+
+#include <ostream>
+#include <string>
 
 #include "core/error.h"
 #include "model/chunked_cross_entropy.h"
@@ -11,7 +15,13 @@ namespace {
 struct Case {
     double softcap;
     int64_t vocab_block;
+    int64_t positions_per_block;  // of the gradient path
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << "softcap " << c.softcap << ", vocab_block " << c.vocab_block << ", positions_per_block "
+        << c.positions_per_block;
+}
 
 class ChunkedCrossEntropyTest : public ::testing::TestWithParam<Case> {};
 
@@ -34,16 +44,27 @@ TEST_P(ChunkedCrossEntropyTest, MatchesWholeLogits) {
     torch::Tensor expected = (per_row * weights).sum();
     expected.mul(1.7).backward();
 
+    CrossEntropyBlocks blocks;
+    blocks.vocab = c.vocab_block;
+    blocks.logit_elements = c.positions_per_block * V;
     torch::Tensor h2 = hidden.clone().requires_grad_();
-    torch::Tensor got = chunked_cross_entropy(h2, weight, c.softcap, targets, weights, c.vocab_block);
+    torch::Tensor got = chunked_cross_entropy(h2, weight, c.softcap, targets, weights, blocks);
     got.mul(1.7).backward();
-
     EXPECT_NEAR(got.item<double>(), expected.item<double>(), 1e-4 * std::abs(expected.item<double>()));
     EXPECT_LT((h2.grad() - h1.grad()).abs().max().item<double>(), 1e-5);
+
+    torch::NoGradGuard no_grad;
+    torch::Tensor evaluated = chunked_cross_entropy(hidden, weight, c.softcap, targets, weights, blocks);
+    EXPECT_NEAR(evaluated.item<double>(), expected.item<double>(), 1e-4 * std::abs(expected.item<double>()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Chunks, ChunkedCrossEntropyTest,
-                         ::testing::Values(Case{0.0, 8}, Case{0.0, 100}, Case{30.0, 5}, Case{2.0, 1}));
+                         ::testing::Values(Case{0.0, 8, 5}, Case{0.0, 100, 37}, Case{30.0, 5, 1}, Case{2.0, 1, 64}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                             return "softcap" + std::to_string(static_cast<int>(info.param.softcap)) + "_vocab" +
+                                    std::to_string(info.param.vocab_block) + "_positions" +
+                                    std::to_string(info.param.positions_per_block);
+                         });
 
 TEST(ChunkedCrossEntropy, TrainableHeadRejected) {
     torch::Tensor weight = torch::randn({5, 4}).requires_grad_();

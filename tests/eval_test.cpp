@@ -517,6 +517,7 @@ TEST_F(EvalModels, MissingTunedModelNamed) {
     config.tuned = *dir_ + "/absent.gguf";
     const std::string message = error_message([&] { run_eval(config); });
     EXPECT_NE(message.find("absent.gguf"), std::string::npos) << message;
+    EXPECT_FALSE(std::filesystem::exists(config.out_dir)) << "a failed eval left its empty output folder";
 }
 
 }  // namespace

@@ -415,6 +415,19 @@ TEST_F(LocatePipeline, SameSeedGivesIdenticalAtlasAndResumes) {
     }
     EXPECT_EQ(read_bytes(outs[0] + "/atlas.safetensors"), read_bytes(outs[1] + "/atlas.safetensors"));
 
+    // The same corpus files in another folder keep the cache: the key hashes their contents,
+    // not their path.
+    LocateConfig moved = config;
+    moved.corpus_dir = dir_ + "/moved-corpora";
+    std::filesystem::copy(corpus_dir_, moved.corpus_dir);
+    reports.clear();
+    locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, moved, outs[0],
+           [&](const StageReport& report) { reports.push_back(report); });
+    ASSERT_EQ(reports.size(), 10u);
+    for (const StageReport& report : reports) {
+        EXPECT_EQ(report.from_cache, report.stage != 2) << "moved corpus, stage " << report.stage;
+    }
+
     config.knee_max_fraction = 0.2;
     reports.clear();
     locate({*loaded.model, *loaded.tokenizer, *loaded.chat_template, "tiny"}, config, outs[0],

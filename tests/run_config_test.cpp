@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "pipeline/run_config.h"
+#include "pipeline/run_eval.h"
 #include "test_support.h"
 
 namespace sz {
@@ -50,6 +51,27 @@ TEST_F(RunConfigTest, MinimalConfigResolvesPaths) {
     EXPECT_EQ(config.train.seed, 7u);
     EXPECT_EQ(config.out, "runs/run");
     EXPECT_TRUE(config.locate_enabled);
+}
+
+// `subzero run --help` prints these defaults; written out as a config they must parse back to
+// the same settings.
+TEST_F(RunConfigTest, DefaultsWrittenOutParseBack) {
+    nlohmann::json config = RunConfig{}.to_json();
+    config["model"] = "m";
+    config["data"] = "chats.jsonl";
+    config["heldout"] = "chats.jsonl";
+    config["out"] = dir_ + "/out";
+    config["eval"] = default_eval_settings();
+    const RunConfig parsed = RunConfig::from_file(write(config.dump()));
+    EXPECT_EQ(parsed.train.to_json(), RunConfig{}.train.to_json());
+    EXPECT_EQ(parsed.to_json()["export"], config["export"]);
+    nlohmann::json locate = parsed.locate.to_json();
+    nlohmann::json expected_locate = LocateConfig{}.to_json();
+    locate.erase("corpus_dir");   // resolved to a full path
+    expected_locate.erase("corpus_dir");
+    EXPECT_EQ(locate, expected_locate);
+    EXPECT_EQ(parsed.eval, default_eval_settings());
+    EXPECT_NO_THROW(check_eval_settings(parsed.eval, "defaults"));
 }
 
 TEST_F(RunConfigTest, UnknownTopLevelKeyNamed) {

@@ -269,5 +269,12 @@ TEST_F(TrainRunTest, BadDataLineNamedBeforeLoading) {
     }
 }
 
+TEST_F(TrainRunTest, FailedStartLeavesNoFolder) {
+    TrainRunOptions o = options("never/created", 4);
+    o.model = *dir_ + "/no-such-model.gguf";
+    EXPECT_THROW(run_training(o), Error);
+    EXPECT_FALSE(fs::exists(*dir_ + "/never")) << "a run that failed before writing left its output folder";
+}
+
 }  // namespace
 }  // namespace sz

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "core/input_path.h"
 #include "eval/eval_report.h"
 #include "eval/eval_run.h"
 
@@ -64,7 +65,16 @@ void add_eval_command(CLI::App& app) {
                         fmt::format("Folder for eval.json and replies.md, created when missing (default {})",
                                     defaults.out_dir));
 
-    command->callback([config]() {
+    command->callback([config, defaults]() {
+        // The default data files ship in the checkout, so they are found from any directory.
+        auto resolve_default = [](std::string& value, const std::string& default_value, const char* flag) {
+            if (value == default_value) {
+                value = resolve_input_path(value, "", flag);
+            }
+        };
+        resolve_default(config->heldout, defaults.heldout, "--heldout");
+        resolve_default(config->neutral, defaults.neutral, "--neutral");
+        resolve_default(config->markers, defaults.markers, "--markers");
         log_to_stderr();
         const EvalReport report = run_eval(*config);
         std::fputs(metrics_table(report).c_str(), stdout);

@@ -1,5 +1,6 @@
 // `subzero generate MODEL -p PROMPT`: one reply to one prompt, streamed to stdout with timings
 // on stderr, or printed as one JSON object with --json.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,6 +41,12 @@ std::vector<int32_t> prompt_tokens(const GenerateOptions& options, const LoadedM
     messages.push_back(ChatMessage{"user", options.prompt});
     const std::string text = loaded.chat_template->render(messages, true);
     return loaded.tokenizer->encode(text, false, true);
+}
+
+bool same_file(int first, int second) {
+    struct stat a {};
+    struct stat b {};
+    return fstat(first, &a) == 0 && fstat(second, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 nlohmann::json sampling_json(const SamplerParams& params) {
@@ -107,10 +114,15 @@ void run_generate(const GenerateOptions& options) {
         return;
     }
     // End the line on a terminal so the shell prompt starts on its own; a pipe gets the text as is.
-    if (isatty(STDOUT_FILENO) && (result.text.empty() || result.text.back() != '\n')) {
+    const bool open_line = result.text.empty() || result.text.back() != '\n';
+    if (isatty(STDOUT_FILENO) && open_line) {
         std::fputc('\n', stdout);
     }
     std::fflush(stdout);
+    // With both streams in one file (2>&1), start the timings on their own line there instead.
+    if (!isatty(STDOUT_FILENO) && open_line && same_file(STDOUT_FILENO, STDERR_FILENO)) {
+        std::fputc('\n', stderr);
+    }
     print_timings(stderr, result.timings, result.stop_reason, params.seed);
 }
 

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
 #include "core/error.h"
+#include "core/input_path.h"
 #include "locate/locate.h"
 #include "locate/locate_report.h"
 #include "model/loader.h"
@@ -22,24 +23,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A relative corpus folder is looked up in the working directory first, then next to the
-// repository that holds this binary (build/subzero -> ../data/corpora), so the default works
-// from any directory. Checked before the model loads, so a wrong path fails in milliseconds.
+// Checked before the model loads, so a wrong corpus path fails in milliseconds.
 std::string resolve_corpus_dir(const std::string& corpus_dir) {
-    if (fs::is_directory(corpus_dir) || fs::path(corpus_dir).is_absolute()) {
-        return corpus_dir;
+    try {
+        return resolve_input_path(corpus_dir, "", "corpus_dir");
+    } catch (const Error& e) {
+        fail("corpus folder {}; set 'corpus_dir' in the --config file to the folder that holds corp.jsonl, "
+             "authentic.jsonl and the other corpora",
+             e.what());
     }
-    std::error_code error;
-    fs::path executable = fs::read_symlink("/proc/self/exe", error);
-    if (!error) {
-        fs::path beside_repository = executable.parent_path().parent_path() / corpus_dir;
-        if (fs::is_directory(beside_repository)) {
-            return beside_repository.string();
-        }
-    }
-    fail("corpus folder '{}' not found (relative to {} or to the subzero checkout); set 'corpus_dir' in the "
-         "--config file to the folder that holds corp.jsonl, authentic.jsonl and the other corpora",
-         corpus_dir, fs::current_path().string());
 }
 
 struct LocateCommandOptions {

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/generation_flags.h"
 #include "core/error.h"
 #include "locate/atlas.h"
 #include "locate/locate_report.h"
@@ -27,6 +28,7 @@ struct ReportCommandOptions {
 void run_report(const ReportCommandOptions& command) {
     const fs::path dir(command.dir);
     const std::string out = command.out.empty() ? (dir / "report.html").string() : command.out;
+    log_to_stderr();
     if (fs::exists(dir / "atlas.json")) {
         const Atlas atlas = Atlas::read(command.dir);
         const nlohmann::json timings = read_locate_timings(command.dir);

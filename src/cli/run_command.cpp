@@ -4,12 +4,14 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
 #include "core/error.h"
 #include "pipeline/run_config.h"
+#include "pipeline/run_eval.h"
 #include "pipeline/run_pipeline.h"
 
 namespace sz::cli {
@@ -39,6 +41,20 @@ void run_run(const RunCommandOptions& command) {
     fmt::print("{}\n", result.summary);
 }
 
+// Help footer: every key with its default, generated from the code so that it cannot drift.
+std::string config_keys_help() {
+    nlohmann::json keys = RunConfig{}.to_json();
+    keys["model"] = "(required) GGUF file, Hugging Face folder or short name such as gemma3-270m";
+    keys["data"] = "(required) JSONL file, or list of files, of conversations to train on";
+    keys["heldout"] = "held-out conversations for the eval; empty: data/persona/heldout.jsonl";
+    keys["out"] = "runs/<config file name>";
+    keys["locate"] = "{ the keys of `subzero locate --help` }, a file of them, or false for no atlas";
+    keys["eval"] = default_eval_settings();
+    return "Config keys and their defaults (configs/README.md explains each; train keys are those of the\n"
+           "config.json that `subzero train` writes):\n" +
+           keys.dump(2);
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app) {
@@ -56,6 +72,7 @@ void add_run_command(CLI::App& app) {
     command->add_option("-o,--out", options->out, "Run folder (overrides the config's 'out')");
     command->add_flag("--print-config", options->print_config,
                       "Print the complete config, defaults filled in, and exit without running");
+    command->footer(config_keys_help());
     command->callback([options] { run_run(*options); });
 }
 

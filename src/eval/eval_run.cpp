@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/output_folder.h"
 #include "data/conversation.h"
 #include "data/tokenized_example.h"
 #include "eval/cadence_markers.h"
@@ -35,22 +36,6 @@ void require_file(const std::string& path, const char* flag) {
     if (!fs::is_regular_file(path, error)) {
         fail("{} file '{}' not found; pass an existing file", flag, path);
     }
-}
-
-void prepare_out_dir(const std::string& dir) {
-    std::error_code error;
-    fs::create_directories(dir, error);
-    if (error) {
-        fail("cannot create the output folder '{}' (--out): {}", dir, error.message());
-    }
-    const fs::path probe = fs::path(dir) / (".write-test-" + std::to_string(::getpid()));
-    {
-        std::ofstream out(probe);
-        if (!out || !(out << "x") || !out.flush()) {
-            fail("output folder '{}' (--out) is not writable", dir);
-        }
-    }
-    fs::remove(probe, error);
 }
 
 // In-place "label: done/total" counter on a terminal; one line per batch otherwise.
@@ -175,7 +160,8 @@ EvalReport run_eval(const EvalConfig& config) {
     if (neutral.empty()) {
         fail("neutral prompts file '{}' (--neutral) contains no row", config.neutral);
     }
-    prepare_out_dir(config.out_dir);
+    // Removed again if the eval fails before writing anything into it.
+    const OutputFolder output_folder(config.out_dir, "--out");
 
     ModelPair pair = load_model_pair(config.base, config.tuned, config.adapter);
     const LoadedModel& base = *pair.base;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/chunked_cross_entropy.h"
 
 namespace sz {
 
@@ -129,13 +130,14 @@ torch::Tensor predicting_positions(const TokenBatch& batch) {
 MaskedLoss target_loss(CausalLM& model, const TokenBatch& batch, ForwardOptions options) {
     options.attention_mask = batch.mask;
     options.logit_positions = predicting_positions(batch);
-    torch::Tensor logits = model.forward(batch.tokens, options);   // [n, V], row-major
+    options.return_hidden = true;
+    torch::Tensor hidden = model.forward(batch.tokens, options);   // [n, H], row-major
     const int64_t T = batch.tokens.size(1);
     torch::Tensor labels = batch.tokens.narrow(1, 1, T - 1).masked_select(batch.targets.narrow(1, 1, T - 1));
+    const OutputHead head = model.output_head();
     MaskedLoss loss;
     loss.count = labels.size(0);
-    loss.sum = torch::nn::functional::cross_entropy(
-        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    loss.sum = chunked_cross_entropy(hidden, head.weight, head.softcap, labels, torch::Tensor());
     return loss;
 }
 

@@ -53,8 +53,9 @@ MaskedLoss masked_cross_entropy(const torch::Tensor& logits, const TokenBatch& b
 // [B, T] bool, true at the positions whose logits predict a target (position t predicts t+1).
 torch::Tensor predicting_positions(const TokenBatch& batch);
 
-// The same sum from a forward pass that computes the head at predicting positions only. The
-// mask, and the logit positions, of `options` are set from the batch.
+// The same sum from a forward pass that applies the head at predicting positions only, through
+// chunked_cross_entropy so that the [n, V] logits never exist whole. The mask, the logit
+// positions and return_hidden of `options` are set from the batch.
 MaskedLoss target_loss(CausalLM& model, const TokenBatch& batch, ForwardOptions options);
 
 }  // namespace sz

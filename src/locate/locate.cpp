@@ -1030,8 +1030,12 @@ Atlas Pipeline::run(const std::function<void(const StageReport&)>& progress) {
             corpus_hashes_[name] = file_hash(config_.corpus_dir + "/" + name + ".jsonl");
         }
     }
+    // The corpus folder's path stays out of the key: its files are hashed above, and a path
+    // would make the cache depend on where the checkout or the working directory is.
+    nlohmann::json keyed_config = config_.to_json();
+    keyed_config.erase("corpus_dir");
     Fnv1a64 key_hash;
-    key_hash.update(config_.to_json().dump());
+    key_hash.update(keyed_config.dump());
     key_hash.update(identity_.dump());
     key_hash.update(corpus_hashes_.dump());
     cache_key_ = key_hash.hex();

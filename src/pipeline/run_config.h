@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/input_path.h"
 #include "locate/locate_config.h"
 #include "train/train_run.h"
 
@@ -55,9 +56,5 @@ struct RunConfig {
     static RunConfig from_file(const std::string& path);
     nlohmann::json to_json() const;
 };
-
-// Resolves a relative input path as described in the file comment. Throws sz::Error naming
-// `key`, the value and every place tried when it exists in none of them.
-std::string resolve_input_path(const std::string& path, const std::string& config_dir, const std::string& key);
 
 }  // namespace sz

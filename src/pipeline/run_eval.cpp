@@ -46,7 +46,8 @@ void apply_settings(EvalConfig& config, const nlohmann::json& settings, const st
         } else if (key == "batch_size") {
             config.batch_size = integer(key, value);
         } else if (key == "prompts") {
-            config.prompts = path(key, value);
+            // Empty keeps the default: the first user turn of each held-out conversation.
+            config.prompts = value == "" ? std::string() : path(key, value);
         } else if (key == "neutral") {
             config.neutral = path(key, value);
         } else if (key == "markers") {
@@ -62,9 +63,11 @@ void apply_settings(EvalConfig& config, const nlohmann::json& settings, const st
         } else if (key == "repeat_penalty") {
             config.sampling.repeat_penalty = static_cast<float>(number(key, value));
         } else {
-            fail("{}: unknown key '{}'; known keys: limit, max_new_tokens, batch_size, prompts, neutral, markers, "
-                 "temp, min_p, top_p, top_k, repeat_penalty",
-                 source, key);
+            std::string known;
+            for (const auto& item : default_eval_settings().items()) {
+                known += (known.empty() ? "" : ", ") + item.key();
+            }
+            fail("{}: unknown key '{}'; known keys: {}", source, key, known);
         }
     }
 }
@@ -79,6 +82,21 @@ EvalConfig eval_config(const nlohmann::json& settings, const std::string& source
 }
 
 }  // namespace
+
+nlohmann::json default_eval_settings() {
+    const EvalConfig config;
+    return {{"limit", config.limit},
+            {"max_new_tokens", config.max_new_tokens},
+            {"batch_size", config.batch_size},
+            {"prompts", config.prompts},
+            {"neutral", config.neutral},
+            {"markers", config.markers},
+            {"temp", config.sampling.temp},
+            {"min_p", config.sampling.min_p},
+            {"top_p", config.sampling.top_p},
+            {"top_k", config.sampling.top_k},
+            {"repeat_penalty", config.sampling.repeat_penalty}};
+}
 
 void check_eval_settings(const nlohmann::json& settings, const std::string& source) {
     EvalConfig config = eval_config(settings, source);

@@ -9,6 +9,9 @@
 
 namespace sz {
 
+// The keys a run config's "eval" object accepts, each with its default (EvalConfig's).
+nlohmann::json default_eval_settings();
+
 // Throws sz::Error naming `source` and the key when the run config's "eval" object has an
 // unknown key or a wrong type. Called before any stage runs.
 void check_eval_settings(const nlohmann::json& settings, const std::string& source);

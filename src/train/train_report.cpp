@@ -7,6 +7,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "report/html_report.h"
@@ -98,6 +99,11 @@ Metrics read_metrics(const std::string& path) {
     }
     for (auto& [step, line] : heldout) {
         metrics.heldout.push_back(line);
+    }
+    if (!metrics.skipped_lines.empty()) {
+        spdlog::warn("{}: skipped {} line(s) that are not JSON objects with a step (line {}); a run killed while "
+                     "writing leaves one torn line, which the report leaves out",
+                     path, metrics.skipped_lines.size(), fmt::join(metrics.skipped_lines, ", "));
     }
     return metrics;
 }

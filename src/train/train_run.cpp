@@ -7,12 +7,12 @@
 #include <fstream>
 #include <memory>
 #include <set>
-#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/output_folder.h"
 #include "core/progress_bar.h"
 #include "data/split.h"
 #include "data/tokenized_example.h"
@@ -289,26 +289,6 @@ void TrainRunConfig::validate(const std::string& source) const {
 
 namespace {
 
-// Creates the output folder and checks that a file can be created in it.
-void check_output_folder(const std::string& dir) {
-    std::error_code error;
-    fs::create_directories(dir, error);
-    if (error) {
-        fail("cannot create output folder '{}': {}", dir, error.message());
-    }
-    if (!fs::is_directory(dir)) {
-        fail("output path '{}' exists but is not a folder", dir);
-    }
-    const fs::path probe = fs::path(dir) / (".write-test-" + std::to_string(::getpid()));
-    {
-        std::ofstream out(probe);
-        if (!out || !(out << "x") || !out.flush()) {
-            fail("output folder '{}' is not writable", dir);
-        }
-    }
-    fs::remove(probe, error);
-}
-
 // Mean CE per trained token of `examples`, with the adapter in evaluation mode (no dropout)
 // and no autograd graph.
 HeldoutLoss heldout_loss(CausalLM& model, const LoraAdapter& adapter, const std::vector<TokenizedExample>& examples,
@@ -358,7 +338,8 @@ TrainRunResult run_training(const TrainRunOptions& options) {
     if (options.output_dir.empty()) {
         fail("training needs an output folder (--out DIR)");
     }
-    check_output_folder(options.output_dir);
+    // Removed again if this run fails before writing anything into it.
+    const OutputFolder output_folder(options.output_dir, "--out");
     std::string resume_from;
     const bool has_checkpoint = fs::exists(fs::path(options.output_dir) / "checkpoints" / "latest");
     if (options.resume) {
