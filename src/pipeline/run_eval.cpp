@@ -84,6 +84,9 @@ EvalConfig eval_config(const nlohmann::json& settings, const std::string& source
 }  // namespace
 
 nlohmann::json default_eval_settings() {
+    // A float such as 0.1f widened to double prints as 0.10000000149011612; fmt's shortest
+    // form of the float reads back as the double 0.1.
+    auto shortest = [](float value) { return std::stod(fmt::format("{}", value)); };
     const EvalConfig config;
     return {{"limit", config.limit},
             {"max_new_tokens", config.max_new_tokens},
@@ -91,11 +94,11 @@ nlohmann::json default_eval_settings() {
             {"prompts", config.prompts},
             {"neutral", config.neutral},
             {"markers", config.markers},
-            {"temp", config.sampling.temp},
-            {"min_p", config.sampling.min_p},
-            {"top_p", config.sampling.top_p},
+            {"temp", shortest(config.sampling.temp)},
+            {"min_p", shortest(config.sampling.min_p)},
+            {"top_p", shortest(config.sampling.top_p)},
             {"top_k", config.sampling.top_k},
-            {"repeat_penalty", config.sampling.repeat_penalty}};
+            {"repeat_penalty", shortest(config.sampling.repeat_penalty)}};
 }
 
 void check_eval_settings(const nlohmann::json& settings, const std::string& source) {
