@@ -70,8 +70,24 @@ TEST_F(RunConfigTest, DefaultsWrittenOutParseBack) {
     locate.erase("corpus_dir");   // resolved to a full path
     expected_locate.erase("corpus_dir");
     EXPECT_EQ(locate, expected_locate);
-    EXPECT_EQ(parsed.eval, default_eval_settings());
+    nlohmann::json eval = parsed.to_json()["eval"];
+    nlohmann::json expected_eval = default_eval_settings();
+    for (const char* key : {"neutral", "markers"}) {   // resolved to full paths
+        EXPECT_TRUE(fs::equivalent(eval[key].get<std::string>(),
+                                   test::source_dir() + "/" + expected_eval[key].get<std::string>()))
+            << key;
+        eval.erase(key);
+        expected_eval.erase(key);
+    }
+    EXPECT_EQ(eval, expected_eval);
     EXPECT_NO_THROW(check_eval_settings(parsed.eval, "defaults"));
+}
+
+TEST_F(RunConfigTest, EvalFilesResolveBesideConfig) {
+    const RunConfig config =
+        RunConfig::from_file(write(R"({"model": "m", "data": "chats.jsonl", "eval": {"prompts": "chats.jsonl"}})"));
+    EXPECT_TRUE(fs::equivalent(config.eval["prompts"].get<std::string>(), dir_ + "/chats.jsonl"));
+    EXPECT_EQ(config.to_json()["eval"]["limit"], default_eval_settings()["limit"]);
 }
 
 TEST_F(RunConfigTest, UnknownTopLevelKeyNamed) {
@@ -86,6 +102,11 @@ TEST_F(RunConfigTest, UnknownStageKeyNamed) {
     EXPECT_NE(message.find("knee_fraction"), std::string::npos) << message;
     message = error_of(R"({"model": "m", "data": "chats.jsonl", "export": {"outtype": "q4"}})");
     EXPECT_NE(message.find("export.outtype"), std::string::npos) << message;
+    message = error_of(R"({"model": "m", "data": "chats.jsonl", "eval": {"tmep": 1}})");
+    EXPECT_NE(message.find("'tmep'"), std::string::npos) << message;
+    EXPECT_NE(message.find("max_new_tokens"), std::string::npos) << message;   // the list of known keys
+    message = error_of(R"({"model": "m", "data": "chats.jsonl", "eval": {"limit": -2}})");
+    EXPECT_NE(message.find("'limit'"), std::string::npos) << message;
 }
 
 TEST_F(RunConfigTest, WrongTypeNamed) {

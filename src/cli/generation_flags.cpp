@@ -75,7 +75,7 @@ void log_to_stderr() {
     if (done) {
         return;
     }
-    auto logger = spdlog::stderr_color_mt("subzero-stderr");
+    auto logger = spdlog::stderr_color_mt("subzero");
     logger->set_level(spdlog::default_logger()->level());
     spdlog::set_default_logger(logger);
     done = true;

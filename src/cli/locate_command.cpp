@@ -28,8 +28,8 @@ std::string resolve_corpus_dir(const std::string& corpus_dir) {
     try {
         return resolve_input_path(corpus_dir, "", "corpus_dir");
     } catch (const Error& e) {
-        fail("corpus folder {}; set 'corpus_dir' in the --config file to the folder that holds corp.jsonl, "
-             "authentic.jsonl and the other corpora",
+        fail("corpus folder not found: {}. Set 'corpus_dir' in the --config file to the folder that holds "
+             "corp.jsonl, authentic.jsonl and the other corpora",
              e.what());
     }
 }

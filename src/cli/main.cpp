@@ -1,9 +1,14 @@
 // subzero: the command-line entry point. Parses flags, dispatches to a subcommand, and turns
 // sz::Error into a one-line message and exit code 1 (CLI11 sets its own codes for bad usage).
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
@@ -34,6 +39,19 @@ int main(int argc, char** argv) {
     sz::cli::add_run_command(app);
     sz::cli::add_report_command(app);
     sz::cli::add_eval_command(app);
+
+    // CLI11 reports a mistyped command only as "A subcommand is required", without the word.
+    if (argc > 1 && argv[1][0] != '-') {
+        std::vector<std::string> names;
+        for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+            names.push_back(command->get_name());
+        }
+        if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+            std::fprintf(stderr, "error: unknown command '%s'; the commands are %s (see `subzero --help`)\n", argv[1],
+                         fmt::format("{}", fmt::join(names, ", ")).c_str());
+            return 2;
+        }
+    }
 
     try {
         app.parse(argc, argv);

@@ -42,16 +42,18 @@ void run_run(const RunCommandOptions& command) {
 }
 
 // Help footer: every key with its default, generated from the code so that it cannot drift.
+// The JSON it prints is a valid config once model and data are added.
 std::string config_keys_help() {
     nlohmann::json keys = RunConfig{}.to_json();
-    keys["model"] = "(required) GGUF file, Hugging Face folder or short name such as gemma3-270m";
-    keys["data"] = "(required) JSONL file, or list of files, of conversations to train on";
-    keys["heldout"] = "held-out conversations for the eval; empty: data/persona/heldout.jsonl";
-    keys["out"] = "runs/<config file name>";
-    keys["locate"] = "{ the keys of `subzero locate --help` }, a file of them, or false for no atlas";
-    keys["eval"] = default_eval_settings();
-    return "Config keys and their defaults (configs/README.md explains each; train keys are those of the\n"
-           "config.json that `subzero train` writes):\n" +
+    keys.erase("model");
+    keys.erase("data");
+    keys.erase("out");
+    keys.erase("locate");
+    return "Config keys. Required: \"model\" (GGUF file, Hugging Face folder or short name such as gemma3-270m)\n"
+           "and \"data\" (JSONL file, or list of files, of conversations to train on). \"out\" defaults to\n"
+           "runs/<config file name>. \"locate\" takes the keys of `subzero locate --help` (all default when\n"
+           "left out), a file of them, or false for no atlas. \"heldout\" \"\" means data/persona/heldout.jsonl.\n"
+           "The other keys and their defaults (configs/README.md explains each):\n" +
            keys.dump(2);
 }
 

@@ -339,9 +339,8 @@ public:
 
     LoadedConversations finish() {
         if (!errors_.empty()) {
-            std::string message = fmt::format("{} invalid conversation line(s) in the training data; fix or "
-                                              "remove them:",
-                                              errors_.size());
+            std::string message =
+                fmt::format("{} invalid conversation line(s); fix or remove them:", errors_.size());
             for (size_t i = 0; i < errors_.size() && i < kMaxListedErrors; ++i) {
                 message += "\n  " + errors_[i];
             }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/input_path.h"
+#include "pipeline/run_eval.h"
 
 namespace sz {
 
@@ -148,11 +149,23 @@ RunConfig RunConfig::from_file(const std::string& path) {
     }
     if (json.contains("eval")) {
         config.eval = read_object(json["eval"], "eval", path);
+        // File keys resolve like the config's own paths, so the eval stage finds them from any
+        // working directory.
+        for (const char* key : {"prompts", "neutral", "markers"}) {
+            const nlohmann::json& value = config.eval.value(key, nlohmann::json());
+            if (value.is_string() && !value.get<std::string>().empty()) {
+                config.eval[key] = resolve_input_path(value.get<std::string>(), config_dir,
+                                                      path + ": eval." + std::string(key));
+            }
+        }
     }
+    check_eval_settings(config.eval, path + ": eval");
     return config;
 }
 
 nlohmann::json RunConfig::to_json() const {
+    nlohmann::json eval_with_defaults = default_eval_settings();
+    eval_with_defaults.update(eval);
     return {{"model", model},
             {"data", data},
             {"heldout", heldout},
@@ -165,7 +178,7 @@ nlohmann::json RunConfig::to_json() const {
               {"name", export_settings.name},
               {"hf", export_settings.hf},
               {"peft", export_settings.peft}}},
-            {"eval", eval}};
+            {"eval", eval_with_defaults}};
 }
 
 }  // namespace sz

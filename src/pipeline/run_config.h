@@ -49,7 +49,9 @@ struct RunConfig {
     LocateConfig locate;
     TrainRunConfig train;
     RunExportSettings export_settings;
-    nlohmann::json eval = nlohmann::json::object();   // checked by the eval stage's own parser
+    // The "eval" object as given, file keys resolved; checked by check_eval_settings when read.
+    // to_json fills in the defaults.
+    nlohmann::json eval = nlohmann::json::object();
 
     // Reads and validates the file: unknown keys, wrong types and missing files are reported
     // with the file, the key and the value before any work starts.

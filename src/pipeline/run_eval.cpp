@@ -64,7 +64,8 @@ void apply_settings(EvalConfig& config, const nlohmann::json& settings, const st
             config.sampling.repeat_penalty = static_cast<float>(number(key, value));
         } else {
             std::string known;
-            for (const auto& item : default_eval_settings().items()) {
+            const nlohmann::json defaults = default_eval_settings();   // items() does not own it
+            for (const auto& item : defaults.items()) {
                 known += (known.empty() ? "" : ", ") + item.key();
             }
             fail("{}: unknown key '{}'; known keys: {}", source, key, known);
