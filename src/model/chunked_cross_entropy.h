@@ -4,9 +4,9 @@
 // about 1.2 GiB, at the same time.
 //
 // Two paths, one per use:
-// - Without gradients (evaluation), blocks run over the vocabulary with a running log-sum-exp,
-//   so every block of the head weight (671 MB in float32 for Gemma 3 270M) is read once per
-//   pass whatever the number of positions: one head product per position.
+// - Without gradients (evaluation), blocks run over the vocabulary with a running log-sum-exp.
+//   Every block of the head weight (671 MB in float32 for Gemma 3 270M) is then read once per
+//   pass, whatever the number of positions, at one head product per position.
 // - With gradients for `hidden` (training), blocks run over positions. Each block's whole
 //   logit rows give the loss and, in the same forward pass, the gradient with respect to
 //   `hidden`; backward only scales it. Two head products per position instead of the three
@@ -30,9 +30,9 @@ struct CrossEntropyBlocks {
     int64_t vocab = 4096;
     // Logits held at once with gradients, in elements: positions per block =
     // logit_elements / V, 128 for Gemma's vocabulary, a 128 MiB float32 buffer. Smaller
-    // blocks are slower because every block multiplies by the whole head weight: on 2 cores
-    // with OpenBLAS, 512 positions took 2.4 s at 128 per block, 2.8 s at 64 and 5.1 s at 16,
-    // against 3.2 s for a vocabulary-blocked backward (bench/cross_entropy_bench.cpp).
+    // blocks are slower because every block multiplies by the whole head weight. On 2 cores
+    // with OpenBLAS, 512 positions took 2.4 s at 128 per block, 2.8 s at 64 and 5.1 s at 16
+    // (bench/cross_entropy_bench.cpp). A vocabulary-blocked backward took 3.2 s.
     int64_t logit_elements = int64_t{1} << 25;
 };
 
